@@ -1,0 +1,41 @@
+#pragma once
+/// @file attnkit.hpp  Umbrella header: every kernel, policy and executor. Never includes Eigen
+/// (that is attnkit/eigen.hpp).
+#include "attnkit/config.hpp"
+#include "attnkit/version.hpp"
+
+#include "attnkit/core/args.hpp"
+#include "attnkit/core/context.hpp"
+#include "attnkit/core/errors.hpp"
+#include "attnkit/core/options.hpp"
+#include "attnkit/core/tensor_view.hpp"
+#include "attnkit/core/types.hpp"
+
+#include "attnkit/concepts/executor.hpp"
+#include "attnkit/concepts/mask_policy.hpp"
+#include "attnkit/concepts/normalizer_policy.hpp"
+#include "attnkit/concepts/score_policy.hpp"
+
+#include "attnkit/score/alibi.hpp"
+#include "attnkit/score/dot_product.hpp"
+#include "attnkit/score/score_fn.hpp"
+#include "attnkit/score/softcap.hpp"
+
+#include "attnkit/mask/causal.hpp"
+#include "attnkit/mask/combinators.hpp"
+#include "attnkit/mask/document.hpp"
+#include "attnkit/mask/mask_fn.hpp"
+#include "attnkit/mask/no_mask.hpp"
+#include "attnkit/mask/sink_tokens.hpp"
+#include "attnkit/mask/sliding_window.hpp"
+
+#include "attnkit/norm/sigmoid.hpp"
+#include "attnkit/norm/softmax.hpp"
+#include "attnkit/norm/softmax_with_sink.hpp"
+
+#include "attnkit/exec/openmp.hpp"
+#include "attnkit/exec/parallel_for.hpp"
+#include "attnkit/exec/serial.hpp"
+
+#include "attnkit/kernel/dense.hpp"
+#include "attnkit/kernel/flash.hpp"

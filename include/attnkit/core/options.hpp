@@ -1,0 +1,44 @@
+#pragma once
+/// @file options.hpp  Optional arguments of the entry points, passed in any order with the
+/// policies: `attnkit::flash_attention(q, k, v, o, causal{}, scale{0.1f}, lse_out{lse})`.
+#include <cstddef>
+#include <span>
+
+#include "attnkit/core/context.hpp"
+
+namespace attnkit {
+
+/// Softmax scale applied to q . k before the score policy. Default 1/sqrt(Dk).
+struct scale {
+  static constexpr policy_kind kind = policy_kind::option;
+  float value;
+};
+/// Key-axis position of query 0. Default Sk - Sq (bottom-right alignment; decode sees the cache).
+struct query_offset {
+  static constexpr policy_kind kind = policy_kind::option;
+  index_t value;
+};
+/// Write each row's log-sum-exp (natural log of its softmax denominator, scale, bias and sink
+/// included) to a contiguous float [B, Hq, Sq] buffer. Fully masked rows get -inf (s_h with a sink).
+struct lse_out {
+  static constexpr policy_kind kind = policy_kind::option;
+  float* data;
+};
+/// dense_attention only: write the attention probabilities to a contiguous float [B, Hq, Sq, Sk].
+struct probs_out {
+  static constexpr policy_kind kind = policy_kind::option;
+  float* data;
+};
+/// Write each key's attention mass sum_i p_ij (per query head) to a contiguous float [B, Hq, Sk]
+/// buffer (what H2O-style KV eviction ranks keys by).
+struct key_mass_out {
+  static constexpr policy_kind kind = policy_kind::option;
+  float* data;
+};
+/// Caller-provided scratch: a call whose needs fit allocates nothing (see *_workspace_size()).
+struct workspace {
+  static constexpr policy_kind kind = policy_kind::option;
+  std::span<std::byte> bytes;
+};
+
+}  // namespace attnkit

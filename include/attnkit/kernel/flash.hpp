@@ -1,0 +1,16 @@
+#pragma once
+/// @file flash.hpp  flash_attention: the mainloop over KV tiles with the online normalizer;
+/// O(N) extra memory, empty tiles skipped, full tiles unmasked.
+#include "attnkit/kernel/mainloop.hpp"
+
+namespace attnkit {
+
+/// Same contract as dense_attention, without probs_out. Extra memory: O(rows * (D + block_kv))
+/// per thread, independent of the sequence length.
+template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
+void flash_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out, Args&&... args) {
+  detail::run_attention<Arch>("flash_attention", detail::kernel_kind::flash, tiling{}, q, k, v, out,
+                              std::forward<Args>(args)...);
+}
+
+}  // namespace attnkit

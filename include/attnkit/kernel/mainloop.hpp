@@ -1,0 +1,284 @@
+#pragma once
+/// @file mainloop.hpp  The one attention mainloop. dense_attention and flash_attention (and the
+/// window / sparse / sink primitives built on flash) are this loop with different tilings; every
+/// variant comes from the score, mask and normalizer policies it is instantiated with.
+///
+/// Work unit (one executor task): batch b, KV head hk, and a block of bq queries for all
+/// g = Hq / Hkv query heads that share hk (GQA packing: each K/V tile is read once for the group).
+/// Its R = g * bq rows are SIMD lanes (row r = head (r / bq), query q0 + r % bq), padded to Rp.
+///
+///   Q^T [Dk x Rp] = scale * q       (packed once per unit)
+///   for each KV tile [j0, j1):     mask.classify -> empty: skip (K/V never touched)
+///     S^T [nk x Rp] = K Q^T         (microkernel, K read in place when fp32)
+///     score policy, then mask (only on partial tiles), then normalizer.step -> P^T, alpha
+///     O^T [Dv x Rp] = alpha * O^T + V^T P^T
+///   epilogue: O = O^T * normalizer.finalize(row), LSE, probabilities, key mass
+///
+/// Tasks never depend on the thread count and each owns its outputs, so results are bitwise
+/// identical for any executor.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "attnkit/core/args.hpp"
+#include "attnkit/core/tensor_view.hpp"
+#include "attnkit/core/validate.hpp"
+#include "attnkit/kernel/scratch.hpp"
+#include "attnkit/simd/microkernel.hpp"
+
+namespace attnkit {
+
+/// Tile sizes of the mainloop. rows: target query rows per task (all heads of a GQA group
+/// together); block_kv: keys per tile (0 = all keys in one tile, as dense_attention does).
+struct tiling {
+  index_t rows = 48;
+  index_t block_kv = 64;
+};
+
+namespace detail {
+
+enum class kernel_kind { dense, flash };
+
+template <class A>
+inline constexpr bool has_apply_block = requires(const A& s, const head_ctx& c, float* x, index_t n) {
+  s.template apply_block<scalar>(c, x, n, n, n, n, n);
+};
+
+/// Everything one call needs, resolved and validated once.
+template <class Arch, class TQ, class TK, class TV, class Args>
+struct attention_call {
+  using V = simd::vec<Arch>;
+  using Norm = decltype(Args::norm);
+  using Mask = decltype(Args::mask);
+  using Score = decltype(Args::score);
+
+  tensor_view<TQ> q;
+  tensor_view<TK> k;
+  tensor_view<TV> v;
+  tensor_view<float> o;
+  const Args& a;
+  problem_dims d;
+  float scale;
+  index_t g, bq, n_qb, block_kv, rows_p;
+  bool dense;
+
+  // Scratch layout (floats, per worker).
+  index_t off_qt, off_ot, off_st, off_kc, off_vc, off_state, off_alpha, off_fac, total;
+
+  void plan(const tiling& t) {
+    g = d.hq / d.hkv;
+    bq = std::max<index_t>(1, std::min<index_t>(d.sq, t.rows / g));
+    if (bq < 1) bq = 1;
+    n_qb = d.sq > 0 ? (d.sq + bq - 1) / bq : 0;
+    rows_p = align_up(g * bq, V::width);
+    block_kv = (dense || t.block_kv <= 0) ? std::max<index_t>(d.sk, 1) : t.block_kv;
+    index_t at = 0;
+    auto take = [&](index_t n) { const index_t o = at; at += align_up(n, scratch_align); return o; };
+    off_qt = take(d.dk * rows_p);
+    off_ot = take(d.dv * rows_p);
+    off_st = take(block_kv * rows_p);
+    off_kc = take(std::is_same_v<std::remove_cv_t<TK>, float> ? 0 : block_kv * d.dk);
+    off_vc = take(std::is_same_v<std::remove_cv_t<TV>, float> ? 0 : block_kv * d.dv);
+    off_state = take(2 * rows_p);
+    off_alpha = take(rows_p);
+    off_fac = take(rows_p);
+    total = at;
+  }
+
+  head_ctx ctx(index_t b, index_t hk, index_t hh) const { return {b, hk * g + hh, d.q_offset}; }
+
+  // Combined tile class over the group's heads (they differ only for head-dependent masks).
+  tile_class classify(index_t b, index_t hk, index_t q0, index_t q1, index_t j0, index_t j1) const {
+    tile_class c = a.mask.classify(ctx(b, hk, 0), q0, q1, j0, j1);
+    for (index_t hh = 1; hh < g; ++hh)
+      if (a.mask.classify(ctx(b, hk, hh), q0, q1, j0, j1) != c) return tile_class::partial;
+    return c;
+  }
+
+  // Pointer and key stride of K (or V) rows j0.. as fp32: in place for float, converted otherwise.
+  template <class T>
+  static const float* rows_fp32(const tensor_view<T>& t, index_t b, index_t j0, index_t nk, index_t hk,
+                                float* conv, index_t& ld) {
+    if constexpr (std::is_same_v<std::remove_cv_t<T>, float>) {
+      ld = t.strides[1];
+      return t.row(b, j0, hk);
+    } else {
+      const index_t D = t.dim();
+      for (index_t j = 0; j < nk; ++j) {
+        const T* src = t.row(b, j0 + j, hk);
+        for (index_t c = 0; c < D; ++c) conv[j * D + c] = to_float(src[c]);
+      }
+      ld = D;
+      return conv;
+    }
+  }
+
+  // S^T for keys [j0, j0 + nk): q.k, score policy, mask. Returns false if nothing to do.
+  void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
+    float* st = ws + off_st;
+    index_t ldk;
+    const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
+    simd::gemm_rows<Arch, false, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr);
+    for (index_t hh = 0; hh < g; ++hh) {
+      const head_ctx c = ctx(b, hk, hh);
+      float* x = st + hh * nq;
+      if constexpr (!Score::is_identity) {
+        if constexpr (has_apply_block<Score>) a.score.template apply_block<Arch>(c, x, rows_p, q0, nq, j0, nk);
+        else
+          for (index_t jj = 0; jj < nk; ++jj)
+            for (index_t ii = 0; ii < nq; ++ii) x[jj * rows_p + ii] = a.score.apply(c, x[jj * rows_p + ii], q0 + ii, j0 + jj);
+      }
+      if (Mask::elementwise || cls == tile_class::partial)
+        for (index_t jj = 0; jj < nk; ++jj)
+          for (index_t ii = 0; ii < nq; ++ii)
+            if (!a.mask.keep(c, q0 + ii, j0 + jj)) x[jj * rows_p + ii] = -std::numeric_limits<float>::infinity();
+    }
+  }
+
+  void unit(float* ws, index_t b, index_t hk, index_t qb) const {
+    const index_t q0 = qb * bq, nq = std::min(bq, d.sq - q0), R = g * nq;
+    float* qt = ws + off_qt;
+    float* ot = ws + off_ot;
+    float* st = ws + off_st;
+    auto* state = reinterpret_cast<row_state*>(ws + off_state);
+    float* alpha = ws + off_alpha;
+    float* fac = ws + off_fac;
+
+    // Q^T, pre-scaled; padded rows are zero (their results are computed and discarded).
+    std::fill(qt, qt + d.dk * rows_p, 0.f);
+    for (index_t hh = 0; hh < g; ++hh)
+      for (index_t ii = 0; ii < nq; ++ii) {
+        const auto* src = q.row(b, q0 + ii, hk * g + hh);
+        for (index_t c = 0; c < d.dk; ++c) qt[c * rows_p + hh * nq + ii] = to_float(src[c]) * scale;
+      }
+    std::fill(ot, ot + d.dv * rows_p, 0.f);
+    for (index_t r = 0; r < rows_p; ++r) state[r] = a.norm.init();
+
+    for (index_t j0 = 0; j0 < d.sk; j0 += block_kv) {
+      const index_t nk = std::min(block_kv, d.sk - j0);
+      const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
+      if (cls == tile_class::empty) continue;
+      scores(ws, b, hk, q0, nq, j0, nk, cls);
+      a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk);
+      index_t ldv;
+      const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
+      simd::gemm_rows<Arch, true, false>(d.dv, rows_p, nk, vp, 1, ldv, st, rows_p, ot, rows_p, alpha);
+    }
+
+    // Epilogue: the normalizer's final factor per row, then O, LSE.
+    for (index_t r = 0; r < R; ++r) {
+      const index_t hh = r / nq, ii = r % nq;
+      float lse = 0.f;
+      fac[r] = a.norm.finalize(ctx(b, hk, hh), state[r], lse);
+      if constexpr (Norm::has_lse)
+        if (a.lse) a.lse[((b * d.hq) + hk * g + hh) * d.sq + q0 + ii] = lse;
+      float* dst = o.row(b, q0 + ii, hk * g + hh);
+      for (index_t c = 0; c < d.dv; ++c) dst[c] = ot[c * rows_p + r] * fac[r];
+    }
+    if (a.probs) write_probs(ws, b, hk, q0, nq);
+    if (a.key_mass) accumulate_key_mass(ws, b, hk, q0, nq);
+  }
+
+  // dense only: the single tile's weights, scaled by the final factor, are the probabilities.
+  void write_probs(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
+    const float* st = ws + off_st;
+    const float* fac = ws + off_fac;
+    const bool skipped = d.sk == 0 || classify(b, hk, q0, q0 + nq, 0, d.sk) == tile_class::empty;
+    for (index_t hh = 0; hh < g; ++hh)
+      for (index_t ii = 0; ii < nq; ++ii) {
+        float* dst = a.probs + (((b * d.hq) + hk * g + hh) * d.sq + q0 + ii) * d.sk;
+        const index_t r = hh * nq + ii;
+        for (index_t j = 0; j < d.sk; ++j) dst[j] = skipped ? 0.f : st[j * rows_p + r] * fac[r];
+      }
+  }
+
+  // key_mass[b, h, j] += sum_i p_ij. One tile (dense): read the weights left in S^T. Several
+  // (flash): recompute each tile's scores and replay the normalizer step from the row's final
+  // state, which reproduces exp(x - m_final) exactly (the running max can no longer grow).
+  void accumulate_key_mass(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
+    float* st = ws + off_st;
+    const float* fac = ws + off_fac;
+    auto* state = reinterpret_cast<row_state*>(ws + off_state);
+    float* alpha = ws + off_alpha;
+    for (index_t j0 = 0; j0 < d.sk; j0 += block_kv) {
+      const index_t nk = std::min(block_kv, d.sk - j0);
+      const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
+      if (cls == tile_class::empty) continue;
+      if (block_kv < d.sk) {
+        scores(ws, b, hk, q0, nq, j0, nk, cls);
+        a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk);
+      }
+      for (index_t hh = 0; hh < g; ++hh) {
+        float* dst = a.key_mass + ((b * d.hq) + hk * g + hh) * d.sk + j0;
+        for (index_t jj = 0; jj < nk; ++jj) {
+          float s = 0.f;
+          for (index_t ii = 0; ii < nq; ++ii) s += st[jj * rows_p + hh * nq + ii] * fac[hh * nq + ii];
+          dst[jj] += s;
+        }
+      }
+    }
+  }
+
+  template <class Exec>
+  void run(const Exec& ex) const {
+    const scratch_source src{a.ws ? &*a.ws : nullptr, total, ex.concurrency()};
+    src.check(dense ? "dense_attention" : "flash_attention");
+    if (a.key_mass) {
+      // Every q block of a (b, hk) adds into the same key_mass rows: one task per (b, hk), blocks in order.
+      ex.parallel_for(d.batch * d.hkv, [&](index_t t, int w) {
+        const index_t b = t / d.hkv, hk = t % d.hkv;
+        for (index_t hh = 0; hh < g; ++hh)
+          std::fill_n(a.key_mass + ((b * d.hq) + hk * g + hh) * d.sk, d.sk, 0.f);
+        float* ws = src.get(w);
+        for (index_t qb = 0; qb < n_qb; ++qb) unit(ws, b, hk, qb);
+      });
+      return;
+    }
+    // Latest q blocks first: under causal masks they are the longest, so dynamic scheduling
+    // finishes with short tasks (longest-processing-time order).
+    ex.parallel_for(d.batch * d.hkv * n_qb, [&](index_t t, int w) {
+      const index_t qb = n_qb - 1 - t % n_qb, bh = t / n_qb;
+      unit(src.get(w), bh / d.hkv, bh % d.hkv, qb);
+    });
+  }
+};
+
+/// Validate, plan and run one call of the mainloop.
+template <class Arch, class TQ, class TK, class TV, class... Args>
+void run_attention(const char* fn, kernel_kind kind, const tiling& t, tensor_view<TQ> q, tensor_view<TK> k,
+                   tensor_view<TV> v, tensor_view<float> o, Args&&... args) {
+  static_assert(arch_tag<Arch>, "attnkit: Arch must be an xsimd architecture (e.g. xsimd::avx2) or attnkit::scalar");
+  static_assert(element_type<std::remove_cv_t<TQ>> && element_type<std::remove_cv_t<TK>> &&
+                    element_type<std::remove_cv_t<TV>>,
+                "attnkit: q, k and v elements must be float, attnkit::bf16 or attnkit::fp16");
+  const auto a = resolve_args(args...);
+  using A = std::remove_cvref_t<decltype(a)>;
+  if constexpr (!decltype(a.norm)::has_lse)
+    if (a.lse) fail(fn, "lse_out: the normalizer has no log-sum-exp (sigmoid); do not request one");
+  problem_dims d = check_attention(fn, q, k, v, o);
+  if (a.q_offset) d.q_offset = *a.q_offset;
+  if (a.scale && !std::isfinite(*a.scale)) fail(fn, "scale: expected a finite value, got ", *a.scale);
+  a.score.validate(d);
+  a.mask.validate(d);
+  a.norm.validate(d);
+  check_output(fn, "lse_out", a.lse, a.lse ? d.batch * d.hq * d.sq : 0, q, k, v, o);
+  if (a.probs && kind != kernel_kind::dense)
+    fail(fn, "probs_out: only dense_attention materializes probabilities");
+  check_output(fn, "probs_out", a.probs, a.probs ? d.batch * d.hq * d.sq * d.sk : 0, q, k, v, o);
+  check_output(fn, "key_mass_out", a.key_mass, a.key_mass ? d.batch * d.hq * d.sk : 0, q, k, v, o);
+  const range_pair outs[] = {{a.lse, d.batch * d.hq * d.sq}, {a.probs, d.batch * d.hq * d.sq * d.sk},
+                             {a.key_mass, d.batch * d.hq * d.sk}};
+  for (int x = 0; x < 3; ++x)
+    for (int y = x + 1; y < 3; ++y)
+      if (range_of(outs[x].p, outs[x].n).overlaps(range_of(outs[y].p, outs[y].n)))
+        fail(fn, "outputs: expected lse_out, probs_out and key_mass_out to be disjoint, got overlapping buffers");
+
+  attention_call<Arch, TQ, TK, TV, A> call{q, k, v, o, a, d, a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk)),
+                                           0, 0, 0, 0, 0, kind == kernel_kind::dense};
+  call.plan(t);
+  call.run(a.exec);
+}
+
+}  // namespace detail
+}  // namespace attnkit

@@ -1,0 +1,81 @@
+#pragma once
+/// @file reference.hpp  The oracle: straightforward materialized attention in precision T (Eigen
+/// GEMMs, then every policy's scalar path element by element, then the normalizer's two-pass
+/// formula). T = double is the fp64 reference every kernel is tested against; T = float is the
+/// "naive fp32 implementation" whose error sets the accuracy bar (FlashAttention's criterion).
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "attnkit/core/args.hpp"
+#include "attnkit/core/tensor_view.hpp"
+#include "attnkit/core/validate.hpp"
+#include "attnkit/mask/combinators.hpp"
+
+namespace attnkit::ref {
+
+/// Everything a call can produce, contiguous: o [B,Sq,Hq,Dv], lse [B,Hq,Sq] (empty for
+/// normalizers without one), probs [B,Hq,Sq,Sk], key_mass [B,Hq,Sk].
+template <class T>
+struct result {
+  problem_dims dims{};
+  std::vector<T> o, lse, probs, key_mass;
+  T out(index_t b, index_t i, index_t h, index_t d) const { return o[((b * dims.sq + i) * dims.hq + h) * dims.dv + d]; }
+};
+
+/// Reference attention with the same arguments as the kernels (policies and options in any order;
+/// output options and executors are ignored: everything is returned in the result).
+template <class T, class TQ, class TK, class TV, class... Args>
+result<T> attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, Args&&... args) {
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const auto a = resolve_args(args...);
+  problem_dims d{q.batch(), q.seq(), k.seq(), q.heads(), k.heads(), q.dim(), v.dim(), k.seq() - q.seq()};
+  if (a.q_offset) d.q_offset = *a.q_offset;
+  a.score.validate(d);
+  a.mask.validate(d);
+  a.norm.validate(d);
+  const T sc = a.scale ? T(*a.scale) : T(1) / std::sqrt(T(d.dk));
+  using N = decltype(a.norm);
+  result<T> r;
+  r.dims = d;
+  r.o.assign(d.batch * d.sq * d.hq * d.dv, T(0));
+  if (N::has_lse) r.lse.assign(d.batch * d.hq * d.sq, T(0));
+  r.probs.assign(d.batch * d.hq * d.sq * d.sk, T(0));
+  r.key_mass.assign(d.batch * d.hq * d.sk, T(0));
+  const index_t group = d.hq / d.hkv;
+  Mat Q(d.sq, d.dk), K(d.sk, d.dk), V(d.sk, d.dv), S(d.sq, d.sk);
+  for (index_t b = 0; b < d.batch; ++b)
+    for (index_t h = 0; h < d.hq; ++h) {
+      const index_t hk = h / group;
+      for (index_t i = 0; i < d.sq; ++i)
+        for (index_t c = 0; c < d.dk; ++c) Q(i, c) = T(to_float(q(b, i, h, c)));
+      for (index_t j = 0; j < d.sk; ++j) {
+        for (index_t c = 0; c < d.dk; ++c) K(j, c) = T(to_float(k(b, j, hk, c)));
+        for (index_t c = 0; c < d.dv; ++c) V(j, c) = T(to_float(v(b, j, hk, c)));
+      }
+      if (d.sk > 0 && d.sq > 0) S.noalias() = (Q * K.transpose()) * sc;
+      const head_ctx ctx{b, h, d.q_offset};
+      for (index_t i = 0; i < d.sq; ++i) {
+        T* row = S.data() + i * d.sk;
+        for (index_t j = 0; j < d.sk; ++j)
+          row[j] = a.mask.keep(ctx, i, j) ? a.score.apply(ctx, row[j], i, j) : -std::numeric_limits<T>::infinity();
+        T lse = 0;
+        a.norm.reference(ctx, row, d.sk, lse);
+        if (N::has_lse) r.lse[(b * d.hq + h) * d.sq + i] = lse;
+        for (index_t j = 0; j < d.sk; ++j) {
+          r.probs[((b * d.hq + h) * d.sq + i) * d.sk + j] = row[j];
+          r.key_mass[(b * d.hq + h) * d.sk + j] += row[j];
+        }
+      }
+      if (d.sk > 0 && d.sq > 0) {
+        const Mat O = S * V;
+        for (index_t i = 0; i < d.sq; ++i)
+          for (index_t c = 0; c < d.dv; ++c) r.o[((b * d.sq + i) * d.hq + h) * d.dv + c] = O(i, c);
+      }
+    }
+  return r;
+}
+
+}  // namespace attnkit::ref

@@ -1,0 +1,115 @@
+#pragma once
+/// @file arch.hpp  Architecture tags: xsimd's own, plus attnkit::scalar, and the float vector
+/// operations the micro-kernels are written in. A kernel names its Arch once; `vec<Arch>` gives
+/// it a register type, its width and the handful of operations it needs.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "attnkit/config.hpp"
+
+namespace attnkit {
+
+/// Portable backend: plain C++ on floats, one lane. Works on any CPU and any compiler flags.
+struct scalar {
+  static constexpr bool supported() noexcept { return true; }
+  static constexpr bool available() noexcept { return true; }
+  static constexpr const char* name() noexcept { return "scalar"; }
+};
+
+/// The default architecture: the best xsimd architecture the compiler flags allow.
+using default_arch = xsimd::default_arch;
+
+template <class Arch>
+concept arch_tag = std::is_same_v<Arch, scalar> || std::is_base_of_v<xsimd::generic, Arch>;
+
+/// Whether the running CPU can execute code compiled for Arch.
+template <class Arch>
+inline bool arch_available() noexcept {
+  if constexpr (std::is_same_v<Arch, scalar>) return true;
+  else return xsimd::available_architectures().best >= Arch::version();
+}
+
+namespace simd {
+
+template <class Arch>
+struct vec;
+
+/// One-lane "vector": the scalar backend and the reference for tails.
+template <>
+struct vec<scalar> {
+  using reg = float;
+  static constexpr int width = 1;
+  static ATTNKIT_INLINE reg load(const float* p) noexcept { return *p; }
+  static ATTNKIT_INLINE void store(float* p, reg r) noexcept { *p = r; }
+  static ATTNKIT_INLINE reg set1(float x) noexcept { return x; }
+  static ATTNKIT_INLINE reg zero() noexcept { return 0.f; }
+  static ATTNKIT_INLINE reg fma(reg a, reg b, reg c) noexcept { return a * b + c; }
+  static ATTNKIT_INLINE reg max(reg a, reg b) noexcept { return a > b ? a : b; }
+  static ATTNKIT_INLINE float hmax(reg a) noexcept { return a; }
+  static ATTNKIT_INLINE float hsum(reg a) noexcept { return a; }
+  static ATTNKIT_INLINE reg neg_inf_to_zero(reg a) noexcept { return a == -std::numeric_limits<float>::infinity() ? 0.f : a; }
+  static ATTNKIT_INLINE reg exp(reg x) noexcept { return std::exp(x); }
+  static ATTNKIT_INLINE reg tanh(reg x) noexcept { return std::tanh(x); }
+};
+
+/// xsimd architectures: batch<float, Arch>.
+template <class Arch>
+  requires std::is_base_of_v<xsimd::generic, Arch>
+struct vec<Arch> {
+  using reg = xsimd::batch<float, Arch>;
+  using ireg = xsimd::batch<std::int32_t, Arch>;
+  static constexpr int width = static_cast<int>(reg::size);
+  static ATTNKIT_INLINE reg load(const float* p) noexcept { return reg::load_unaligned(p); }
+  static ATTNKIT_INLINE void store(float* p, reg r) noexcept { r.store_unaligned(p); }
+  static ATTNKIT_INLINE reg set1(float x) noexcept { return reg(x); }
+  static ATTNKIT_INLINE reg zero() noexcept { return reg(0.f); }
+  static ATTNKIT_INLINE reg fma(reg a, reg b, reg c) noexcept { return xsimd::fma(a, b, c); }
+  static ATTNKIT_INLINE reg max(reg a, reg b) noexcept { return xsimd::max(a, b); }
+  static ATTNKIT_INLINE float hsum(reg a) noexcept { return xsimd::hadd(a); }
+  static ATTNKIT_INLINE float hmax(reg a) noexcept {
+    alignas(64) float t[width];
+    a.store_unaligned(t);
+    float m = t[0];
+    for (int i = 1; i < width; ++i) m = t[i] > m ? t[i] : m;
+    return m;
+  }
+  static ATTNKIT_INLINE reg tanh(reg x) noexcept { return xsimd::tanh(x); }
+  static ATTNKIT_INLINE reg neg_inf_to_zero(reg a) noexcept {
+    return xsimd::select(a == reg(-std::numeric_limits<float>::infinity()), zero(), a);
+  }
+
+  /// exp(x) in about 2 ulp, at a fraction of xsimd::exp's cost (no special-case branches).
+  /// x = n ln2 + r with |r| <= ln2/2 (ln2 split hi/lo so r is exact), exp(r) by a degree-6
+  /// minimax polynomial, 2^n built in the exponent bits. x is clamped to [-87.34, 88.38] so
+  /// n + 127 stays in [1, 254] (no exponent overflow); outside that range the result is exactly
+  /// 0 (below: the true value would be subnormal, and -inf masked scores must give 0) or +inf
+  /// (above, including the sliver (88.38, 88.72] where float could still hold the value).
+  static ATTNKIT_INLINE reg exp(reg x) noexcept {
+    const reg lo = set1(-87.33654f), hi = set1(88.3762626647949f);
+    const auto underflow = x < lo;
+    const auto overflow = x > hi;
+    reg xc = xsimd::min(xsimd::max(x, lo), hi);
+    const reg n = xsimd::nearbyint(xc * set1(1.44269504088896341f));
+    reg r = xsimd::fnma(n, set1(0.693359375f), xc);  // ln2 hi (exact in 9 bits)
+    r = xsimd::fnma(n, set1(-2.12194440e-4f), r);    // ln2 lo
+    reg p = set1(1.9875691500e-4f);
+    p = xsimd::fma(p, r, set1(1.3981999507e-3f));
+    p = xsimd::fma(p, r, set1(8.3334519073e-3f));
+    p = xsimd::fma(p, r, set1(4.1665795894e-2f));
+    p = xsimd::fma(p, r, set1(1.6666665459e-1f));
+    p = xsimd::fma(p, r, set1(5.0000001201e-1f));
+    p = xsimd::fma(p * r, r, r + set1(1.f));
+    const ireg e = (xsimd::to_int(n) + ireg(127)) << 23;
+    reg y = p * xsimd::bitwise_cast<reg>(e);
+    y = xsimd::select(underflow, zero(), y);
+    y = xsimd::select(overflow, set1(std::numeric_limits<float>::infinity()), y);
+    return y;
+  }
+};
+
+}  // namespace simd
+}  // namespace attnkit
