@@ -119,7 +119,7 @@ struct attention_call {
     float* st = ws + off_st;
     index_t ldk;
     const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
-    simd::gemm_rows<Arch, false, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr);
+    simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, d.dk);
     for (index_t hh = 0; hh < g; ++hh) {
       const head_ctx c = ctx(b, hk, hh);
       float* x = st + hh * nq;
@@ -163,7 +163,7 @@ struct attention_call {
       a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk);
       index_t ldv;
       const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
-      simd::gemm_rows<Arch, true, false>(d.dv, rows_p, nk, vp, 1, ldv, st, rows_p, ot, rows_p, alpha);
+      simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, st, rows_p, ot, rows_p, alpha);
     }
 
     // Epilogue: the normalizer's final factor per row, then O, LSE.

@@ -14,6 +14,9 @@ namespace attnkit {
 struct softmax_with_sink : softmax {
   std::span<const float> logits;  ///< one per query head (length Hq)
 
+  softmax_with_sink() = default;
+  softmax_with_sink(std::span<const float> l) noexcept : logits(l) {}
+
   float finalize(const head_ctx& c, const row_state& st, float& lse) const noexcept {
     const float s = logits[c.q_head];
     // Rescale to m' = max(m, s) so neither exp can overflow; st.m = -inf gives factor 0.

@@ -39,22 +39,20 @@ struct blocking<Arch> {
   static constexpr int mr = 8, nv = 3;  // 24 accumulators + 3 loads + 1 broadcast <= 32 zmm
 };
 
-template <class Arch, int MR, int NV, bool Beta, bool UnitP>
+// Accumulators always start at zero; the tile's sum is combined with C only at the end
+// (C = acc, C = beta * C + acc, or C += acc). Together with gemm_rows' k-chunking this makes long
+// sums blocked (error ~ (chunk + k / chunk) eps instead of k eps).
+enum class store_mode { overwrite, scale_add, add };
+
+template <class Arch, int MR, int NV, store_mode Mode, bool UnitP>
 ATTNKIT_INLINE void micro_tile(const float* ATTNKIT_RESTRICT a, index_t sa_i, index_t sa_p,
                                const float* ATTNKIT_RESTRICT b, index_t ldb, float* ATTNKIT_RESTRICT c,
                                index_t ldc, const float* beta, index_t kdim) noexcept {
   using V = vec<Arch>;
   using R = typename V::reg;
   R acc[MR][NV];
-  if constexpr (Beta) {
-    R bt[NV];
-    for (int v = 0; v < NV; ++v) bt[v] = V::load(beta + v * V::width);
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) acc[i][v] = V::load(c + i * ldc + v * V::width) * bt[v];
-  } else {
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
-  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
   const float* ap[MR];
   for (int i = 0; i < MR; ++i) ap[i] = a + i * sa_i;
   for (index_t p = 0; p < kdim; ++p) {
@@ -66,34 +64,47 @@ ATTNKIT_INLINE void micro_tile(const float* ATTNKIT_RESTRICT a, index_t sa_i, in
       for (int v = 0; v < NV; ++v) acc[i][v] = V::fma(x, bv[v], acc[i][v]);
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) V::store(c + i * ldc + v * V::width, acc[i][v]);
+  if constexpr (Mode == store_mode::scale_add) {
+    R bt[NV];
+    for (int v = 0; v < NV; ++v) bt[v] = V::load(beta + v * V::width);
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v)
+        V::store(c + i * ldc + v * V::width, V::fma(V::load(c + i * ldc + v * V::width), bt[v], acc[i][v]));
+  } else if constexpr (Mode == store_mode::add) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) V::store(c + i * ldc + v * V::width, V::load(c + i * ldc + v * V::width) + acc[i][v]);
+  } else {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) V::store(c + i * ldc + v * V::width, acc[i][v]);
+  }
 }
 
 // Row remainder: MR-1, MR-2, ... 1 resolved at compile time.
-template <class Arch, int MR, int NV, bool Beta, bool UnitP>
+template <class Arch, int MR, int NV, store_mode Mode, bool UnitP>
 ATTNKIT_INLINE void micro_rows(int m, const float* a, index_t sa_i, index_t sa_p, const float* b, index_t ldb,
                                float* c, index_t ldc, const float* beta, index_t kdim) noexcept {
   if constexpr (MR > 0) {
-    if (m == MR) micro_tile<Arch, MR, NV, Beta, UnitP>(a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
-    else micro_rows<Arch, MR - 1, NV, Beta, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    if (m == MR) micro_tile<Arch, MR, NV, Mode, UnitP>(a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    else micro_rows<Arch, MR - 1, NV, Mode, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
   }
 }
-template <class Arch, int NV, bool Beta, bool UnitP>
+template <class Arch, int NV, store_mode Mode, bool UnitP>
 ATTNKIT_INLINE void micro_cols(int nv, int m, const float* a, index_t sa_i, index_t sa_p, const float* b,
                                index_t ldb, float* c, index_t ldc, const float* beta, index_t kdim) noexcept {
   if constexpr (NV > 0) {
     constexpr int MR = blocking<Arch>::mr;
-    if (nv == NV) micro_rows<Arch, MR, NV, Beta, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
-    else micro_cols<Arch, NV - 1, Beta, UnitP>(nv, m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    if (nv == NV) micro_rows<Arch, MR, NV, Mode, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    else micro_cols<Arch, NV - 1, Mode, UnitP>(nv, m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
   }
 }
 
-/// C[m x rows] (=|+=) A[m x kdim] * B[kdim x rows]; rows is a multiple of vec<Arch>::width and
-/// C, B, beta have row length ldc / ldb >= rows.
-template <class Arch, bool Beta, bool UnitP>
+/// C[m x rows] = A[m x kdim] * B[kdim x rows] (beta == nullptr), or
+/// C = beta[r] * C + A * B. rows is a multiple of vec<Arch>::width; C, B and beta have row length
+/// ldc / ldb >= rows. The k dimension is split into chunks of kc, each summed from zero (blocked
+/// summation; see store_mode).
+template <class Arch, bool UnitP>
 void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa_i, index_t sa_p, const float* b,
-               index_t ldb, float* c, index_t ldc, const float* beta) noexcept {
+               index_t ldb, float* c, index_t ldc, const float* beta, index_t kc = 64) noexcept {
   using V = vec<Arch>;
   constexpr int MR = blocking<Arch>::mr, NV = blocking<Arch>::nv;
   const index_t nvec = rows / V::width;
@@ -102,8 +113,17 @@ void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa
     const index_t r0 = v0 * V::width;
     for (index_t i0 = 0; i0 < m; i0 += MR) {
       const int mm = static_cast<int>(m - i0 < MR ? m - i0 : MR);
-      micro_cols<Arch, NV, Beta, UnitP>(nv, mm, a + i0 * sa_i, sa_i, sa_p, b + r0, ldb, c + i0 * ldc + r0, ldc,
-                                        Beta ? beta + r0 : nullptr, kdim);
+      float* ct = c + i0 * ldc + r0;
+      const float* at = a + i0 * sa_i;
+      const float* bt = b + r0;
+      for (index_t p0 = 0; p0 < kdim || p0 == 0; p0 += kc) {
+        const index_t kk = kdim - p0 < kc ? kdim - p0 : kc;
+        const float* ap = at + p0 * sa_p;
+        const float* bp = bt + p0 * ldb;
+        if (p0 > 0) micro_cols<Arch, NV, store_mode::add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
+        else if (beta) micro_cols<Arch, NV, store_mode::scale_add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, beta + r0, kk);
+        else micro_cols<Arch, NV, store_mode::overwrite, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
+      }
     }
   }
 }

@@ -1,0 +1,315 @@
+// dense_attention and flash_attention vs the fp64 reference, for the architecture this TU is
+// compiled for (ATTNKIT_TEST_ARCH), with the 2x-naive-fp32 accuracy criterion.
+#include "common/test_util.hpp"
+
+namespace {
+
+using namespace attnkit;
+using namespace attnkit::test;
+using Arch = ATTNKIT_TEST_ARCH;
+
+enum class kern { dense, flash };
+const char* kname(kern k) { return k == kern::dense ? "dense" : "flash"; }
+
+template <class... P>
+void call(kern kd, tensor_view<const float> q, tensor_view<const float> k, tensor_view<const float> v,
+          tensor_view<float> o, P&&... p) {
+  if (kd == kern::dense) dense_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
+  else flash_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
+}
+template <class T, class... P>
+  requires(!std::is_same_v<T, float>)
+void call(kern kd, tensor_view<const T> q, tensor_view<const T> k, tensor_view<const T> v, tensor_view<float> o,
+          P&&... p) {
+  if (kd == kern::dense) dense_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
+  else flash_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
+}
+
+/// Run one kernel on one problem and check O (and LSE when the normalizer has one).
+template <class T = float, class... P>
+void check(kern kd, const shape& s, const P&... p) {
+  SCOPED_TRACE(std::string(kname(kd)) + " " + s.str());
+  problem<T> pr(s);
+  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+  output out(s);
+  using N = decltype(resolve_args(p...).norm);
+  if constexpr (N::has_lse) call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., lse_out{out.lse.data()});
+  else call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p...);
+  expect_accurate(out.o_used(s), ref.o, naive.o, "O");
+  if constexpr (N::has_lse) expect_accurate(out.lse_used(s), ref.lse, naive.lse, "LSE");
+}
+template <class T = float, class... P>
+void check_both(const shape& s, const P&... p) {
+  check<T>(kern::dense, s, p...);
+  check<T>(kern::flash, s, p...);
+}
+
+const index_t kLens[] = {1, 7, 63, 65, 1000};
+const index_t kDims[] = {1, 3, 16, 64, 80, 128, 256};
+const index_t kHeads[][2] = {{1, 1}, {4, 1}, {8, 2}};
+const layout kLayouts[] = {layout::bshd, layout::bhsd, layout::cache};
+
+// Every (Sq, Sk) pair of the tail lengths; D, heads and layout rotate so each appears with many
+// lengths. The largest cases are trimmed in heads/dim to keep the fp64 reference fast.
+TEST(Attention, ShapeSweepNoMaskAndCausal) {
+  ATTNKIT_REQUIRE_ARCH();
+  int n = 0;
+  for (index_t sq : kLens)
+    for (index_t sk : kLens) {
+      shape s;
+      s.Sq = sq, s.Sk = sk;
+      s.Dk = s.Dv = kDims[n % 7];
+      s.Hq = kHeads[n % 3][0], s.Hkv = kHeads[n % 3][1];
+      s.lay = kLayouts[n % 3];
+      s.B = (n % 4 == 0) ? 2 : 1;
+      while (s.B * s.Sq * s.Sk * s.Dk * s.Hq > 40'000'000) s.Dk = s.Dv = s.Dk / 2;
+      ++n;
+      check_both(s);
+      check_both(s, causal{});
+    }
+}
+
+TEST(Attention, HeadDimSweep) {
+  ATTNKIT_REQUIRE_ARCH();
+  for (index_t d : {1, 2, 3, 5, 8, 15, 16, 17, 31, 33, 47, 49, 64, 80, 96, 112, 128, 160, 255, 256}) {
+    shape s;
+    s.Sq = 7, s.Sk = 65, s.Hq = 4, s.Hkv = 1, s.Dk = s.Dv = d;
+    check_both(s, causal{});
+  }
+  for (auto [dk, dv] : {std::pair<index_t, index_t>{64, 80}, {3, 128}, {256, 1}, {80, 48}}) {
+    shape s;
+    s.Sq = 63, s.Sk = 65, s.Hq = 8, s.Hkv = 2, s.Dk = dk, s.Dv = dv;
+    check_both(s);
+    check_both(s, causal{});
+  }
+}
+
+TEST(Attention, LayoutsAndGqa) {
+  ATTNKIT_REQUIRE_ARCH();
+  for (layout l : kLayouts)
+    for (auto h : kHeads) {
+      shape s;
+      s.B = 2, s.Sq = 65, s.Sk = 130, s.Hq = h[0], s.Hkv = h[1], s.Dk = s.Dv = 64, s.lay = l;
+      check_both(s, causal{});
+      s.Sq = 1;  // decode against a cache
+      check_both(s, causal{});
+    }
+  shape mqa;
+  mqa.Sq = 9, mqa.Sk = 70, mqa.Hq = 16, mqa.Hkv = 1, mqa.Dk = mqa.Dv = 32;
+  check_both(mqa, causal{});
+}
+
+// Each policy alone and in combinations, on a prefill-like and a decode-like shape.
+template <class... P>
+void policy_case(const P&... p) {
+  shape a;
+  a.B = 2, a.Sq = 65, a.Sk = 130, a.Hq = 4, a.Hkv = 2, a.Dk = 80, a.Dv = 48;
+  check_both(a, p...);
+  shape d;
+  d.Sq = 1, d.Sk = 1000, d.Hq = 4, d.Hkv = 1, d.Dk = d.Dv = 64, d.lay = layout::cache;
+  check_both(d, p...);
+}
+
+const float kSinks8[8] = {0.5f, -1.f, 2.f, 0.f, 3.f, -2.f, 1.f, 4.f};
+
+TEST(Attention, ScorePolicies) {
+  ATTNKIT_REQUIRE_ARCH();
+  const auto slopes = alibi::standard_slopes(8);
+  policy_case(softcap{5.f});
+  policy_case(softcap{0.5f}, causal{});
+  policy_case(alibi{std::span<const float>(slopes.data(), 4)});  // a: Hq=4
+  {
+    shape d;
+    d.Sq = 3, d.Sk = 300, d.Hq = 8, d.Hkv = 2, d.Dk = d.Dv = 64;
+    check_both(d, alibi{slopes}, causal{});
+  }
+  auto bias = [](auto s, index_t b, index_t h, index_t i, index_t j) { return s + 0.01 * double((i + 3 * h + b) % 5) - 0.002 * double(j % 7); };
+  policy_case(score_fn{bias});
+  policy_case(score_fn{bias}, sliding_window{16, 3}, scale{0.2f});
+}
+
+TEST(Attention, MaskPolicies) {
+  ATTNKIT_REQUIRE_ARCH();
+  policy_case(causal{});
+  policy_case(sliding_window{31, 0});
+  policy_case(sliding_window{7, 9});
+  policy_case(sliding_window{-1, 4});
+  policy_case(sliding_window::from_total(100));
+  policy_case(sink_tokens{4} | sliding_window{20, 0});
+  policy_case(sink_tokens{0});  // keeps nothing: every row fully masked
+  auto checker = [](index_t b, index_t h, index_t i, index_t j) { return ((i + j + h + b) % 3) != 0; };
+  policy_case(mask_fn{checker});
+  policy_case(causal{} & mask_fn{checker});
+  policy_case(mask_fn{checker} | sink_tokens{2});
+  policy_case(causal{}, query_offset{10});
+  {
+    // Packed documents, causal within each (ids per key position, non-decreasing).
+    shape s;
+    s.B = 2, s.Sq = 130, s.Sk = 130, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 32;
+    std::vector<std::int32_t> ids(s.Sk);
+    for (index_t j = 0; j < s.Sk; ++j) ids[j] = j < 40 ? 0 : j < 41 ? 1 : j < 100 ? 2 : 3;
+    check_both(s, document{ids} & causal{});
+    check_both(s, document{ids});
+    std::vector<std::int32_t> per_batch(2 * s.Sk);
+    for (index_t j = 0; j < 2 * s.Sk; ++j) per_batch[j] = (j % s.Sk) / (j < s.Sk ? 13 : 70);
+    check_both(s, document{per_batch, s.Sk} & causal{});
+  }
+}
+
+TEST(Attention, NormalizerPolicies) {
+  ATTNKIT_REQUIRE_ARCH();
+  policy_case(softmax_with_sink{std::span<const float>(kSinks8, 4)});
+  policy_case(sigmoid{-2.f});
+  policy_case(sigmoid{0.f}, causal{});
+  {
+    shape d;
+    d.Sq = 1, d.Sk = 1000, d.Hq = 8, d.Hkv = 2, d.Dk = d.Dv = 64;
+    check_both(d, softmax_with_sink{kSinks8}, sliding_window::from_total(128));
+    d.Sq = 65;  // GQA with a learned sink, window, softcap: gpt-oss-like
+    check_both(d, softmax_with_sink{kSinks8}, sliding_window::from_total(128), softcap{30.f});
+  }
+}
+
+TEST(Attention, HalfPrecisionInputs) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.B = 1, s.Sq = 63, s.Sk = 65, s.Hq = 8, s.Hkv = 2, s.Dk = 80, s.Dv = 64;
+  check_both<bf16>(s);
+  check_both<bf16>(s, causal{}, softmax_with_sink{kSinks8});
+  check_both<fp16>(s, causal{});
+  s.Sq = 1, s.lay = layout::cache;
+  check_both<fp16>(s, sink_tokens{4} | sliding_window{10, 0});
+}
+
+TEST(Attention, ExtremeLogits) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.Sq = 65, s.Sk = 63, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 64, s.mag = 3.f;
+  // logits ~ N(0, (9 * 8 * 40)^2): |x| up to ~1e4
+  check_both(s, scale{40.f});
+  check_both(s, scale{40.f}, causal{});
+  check_both(s, scale{40.f}, sigmoid{0.f});
+  check_both(s, scale{-40.f}, softmax_with_sink{std::span<const float>(kSinks8, 4)});
+}
+
+// FlashAttention's documented causal example with Sq > Sk: rows 0..2 see nothing.
+TEST(Attention, FullyMaskedRows) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.Sq = 5, s.Sk = 2, s.Hq = 2, s.Hkv = 1, s.Dk = s.Dv = 8;
+  for (kern kd : {kern::dense, kern::flash}) {
+    problem<> pr(s);
+    output out(s);
+    call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, lse_out{out.lse.data()});
+    for (index_t h = 0; h < 2; ++h)
+      for (index_t i = 0; i < 5; ++i) {
+        const float lse = out.lse[h * 5 + i];
+        if (i < 3) EXPECT_EQ(lse, -std::numeric_limits<float>::infinity()) << kname(kd) << " row " << i;
+        else EXPECT_TRUE(std::isfinite(lse));
+        for (index_t c = 0; c < 8; ++c)
+          if (i < 3) EXPECT_EQ(out.view(0, i, h, c), 0.f) << kname(kd);
+          else EXPECT_NE(out.view(0, i, h, c), 0.f) << kname(kd);
+      }
+    // With a sink logit: O = 0 and LSE = s_h.
+    const float sinks[2] = {1.5f, -0.25f};
+    call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, softmax_with_sink{sinks},
+         lse_out{out.lse.data()});
+    for (index_t h = 0; h < 2; ++h)
+      for (index_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(out.lse[h * 5 + i], sinks[h]);
+        EXPECT_EQ(out.view(0, i, h, 0), 0.f);
+      }
+  }
+}
+
+TEST(Attention, EmptySequences) {
+  ATTNKIT_REQUIRE_ARCH();
+  for (kern kd : {kern::dense, kern::flash}) {
+    shape s;
+    s.Sq = 4, s.Sk = 0, s.Hq = 2, s.Hkv = 2, s.Dk = s.Dv = 8;
+    problem<> pr(s);
+    output out(s);
+    call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, lse_out{out.lse.data()});
+    for (float x : out.o_used(s)) EXPECT_EQ(x, 0.f);
+    for (float x : out.lse_used(s)) EXPECT_EQ(x, -std::numeric_limits<float>::infinity());
+    shape z = s;
+    z.Sq = 0, z.Sk = 5;
+    problem<> pz(z);
+    output oz(z);
+    call(kd, pz.q.cview(), pz.k.cview(), pz.v.cview(), oz.view, causal{});  // nothing to do, no error
+    EXPECT_EQ(oz.o[0], 1234.5f);
+  }
+}
+
+TEST(Attention, ProbabilitiesAndKeyMass) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.B = 2, s.Sq = 65, s.Sk = 70, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 32;
+  problem<> pr(s);
+  auto run = [&](auto... p) {
+    const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+    const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+    output out(s);
+    std::vector<float> probs(s.B * s.Hq * s.Sq * s.Sk, -1.f), mass(s.B * s.Hq * s.Sk, -1.f);
+    dense_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., probs_out{probs.data()},
+                          key_mass_out{mass.data()});
+    expect_accurate(probs, ref.probs, naive.probs, "dense probs");
+    expect_accurate(mass, ref.key_mass, naive.key_mass, "dense key mass");
+    std::fill(mass.begin(), mass.end(), -1.f);
+    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., key_mass_out{mass.data()});
+    expect_accurate(mass, ref.key_mass, naive.key_mass, "flash key mass");
+    expect_accurate(out.o_used(s), ref.o, naive.o, "flash O with key mass");
+  };
+  run(causal{});
+  run(sliding_window{10, 0}, softmax_with_sink{std::span<const float>(kSinks8, 4)});
+  run(sigmoid{-1.f}, causal{});
+  shape big = s;  // several KV tiles for flash's second pass
+  big.Sk = 1000, big.Sq = 50;
+  s = big;
+  pr = problem<>(big);
+  run(causal{}, softcap{10.f});
+}
+
+// Results must not depend on the executor or thread count, bit for bit.
+TEST(Attention, BitwiseIdenticalAcrossThreadCounts) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.B = 2, s.Sq = 200, s.Sk = 333, s.Hq = 8, s.Hkv = 2, s.Dk = s.Dv = 64;
+  problem<> pr(s);
+  for (kern kd : {kern::dense, kern::flash}) {
+    output base(s);
+    call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), base.view, causal{}, serial{}, lse_out{base.lse.data()});
+#if ATTNKIT_HAS_OPENMP
+    for (int t : {1, 2, 3}) {
+      output o(s);
+      call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), o.view, causal{}, openmp{t}, lse_out{o.lse.data()});
+      EXPECT_EQ(o.o, base.o) << kname(kd) << " threads " << t;
+      EXPECT_EQ(o.lse, base.lse) << kname(kd) << " threads " << t;
+    }
+#endif
+    // A user executor that runs tasks in reverse order.
+    parallel_for_executor rev{1, [](index_t n, auto&& body) {
+                                for (index_t t = n - 1; t >= 0; --t) body(t, 0);
+                              }};
+    output o(s);
+    call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), o.view, causal{}, rev, lse_out{o.lse.data()});
+    EXPECT_EQ(o.o, base.o) << kname(kd) << " reverse executor";
+  }
+}
+
+TEST(Attention, FlashMatchesDense) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.Sq = 100, s.Sk = 1000, s.Hq = 4, s.Hkv = 4, s.Dk = s.Dv = 64;
+  problem<> pr(s);
+  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+  output od(s), of(s);
+  dense_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), od.view, causal{});
+  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), of.view, causal{});
+  // Both are within 2x naive of fp64, so they agree within 4x naive of each other.
+  EXPECT_LE(max_abs_diff(od.o, of.o), 4 * max_abs_diff(naive.o, ref.o));
+}
+
+}  // namespace
