@@ -4,6 +4,7 @@
 /// before any output is written.
 #include <cstdint>
 #include <cstddef>
+#include <string>
 
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
@@ -95,6 +96,18 @@ void check_output(const char* fn, const char* name, const float* p, index_t n, c
   if (r.overlaps(range_of(q)) || r.overlaps(range_of(k)) || r.overlaps(range_of(v)))
     fail(fn, name, ": expected memory disjoint from q, k and v, got an overlapping buffer");
   if (r.overlaps(range_of(o))) fail(fn, name, ": expected memory disjoint from out, got an overlapping buffer");
+}
+
+/// Run each policy's validate(); its error is re-thrown prefixed with the entry point's name.
+template <class... P>
+void validate_policies(const char* fn, const problem_dims& d, const P&... p) {
+  try {
+    (p.validate(d), ...);
+  } catch (const invalid_argument& e) {
+    std::string msg = e.what();
+    if (msg.rfind("attnkit::", 0) == 0) msg.erase(0, 9);
+    fail(fn, msg);
+  }
 }
 
 }  // namespace attnkit::detail

@@ -259,9 +259,7 @@ void run_attention(const char* fn, kernel_kind kind, const tiling& t, tensor_vie
   problem_dims d = check_attention(fn, q, k, v, o);
   if (a.q_offset) d.q_offset = *a.q_offset;
   if (a.scale && !std::isfinite(*a.scale)) fail(fn, "scale: expected a finite value, got ", *a.scale);
-  a.score.validate(d);
-  a.mask.validate(d);
-  a.norm.validate(d);
+  validate_policies(fn, d, a.score, a.mask, a.norm);
   check_output(fn, "lse_out", a.lse, a.lse ? d.batch * d.hq * d.sq : 0, q, k, v, o);
   if (a.probs && kind != kernel_kind::dense)
     fail(fn, "probs_out: only dense_attention materializes probabilities");

@@ -1,0 +1,104 @@
+// Mask tile classification is sound (never claims empty/full wrongly) and tight where it should be;
+// score policies' vector paths agree with their scalar definitions.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include <attnkit/attnkit.hpp>
+
+using namespace attnkit;
+
+namespace {
+
+// Brute force over every box inside a small grid, for several alignments.
+template <class M>
+void expect_sound(const M& m, index_t sq, index_t sk, index_t offset, bool expect_some_full) {
+  const head_ctx c{0, 0, offset};
+  bool saw_full = false, saw_empty = false;
+  for (index_t i0 = 0; i0 < sq; ++i0)
+    for (index_t i1 = i0 + 1; i1 <= sq; ++i1)
+      for (index_t j0 = 0; j0 < sk; ++j0)
+        for (index_t j1 = j0 + 1; j1 <= sk; ++j1) {
+          index_t kept = 0;
+          for (index_t i = i0; i < i1; ++i)
+            for (index_t j = j0; j < j1; ++j) kept += m.keep(c, i, j);
+          const tile_class t = m.classify(c, i0, i1, j0, j1);
+          if (t == tile_class::empty) ASSERT_EQ(kept, 0) << i0 << " " << i1 << " " << j0 << " " << j1;
+          if (t == tile_class::full) ASSERT_EQ(kept, (i1 - i0) * (j1 - j0)) << i0 << " " << i1 << " " << j0 << " " << j1;
+          saw_full |= t == tile_class::full;
+          saw_empty |= t == tile_class::empty;
+        }
+  if (expect_some_full) EXPECT_TRUE(saw_full);
+  (void)saw_empty;
+}
+
+}  // namespace
+
+TEST(Masks, ClassificationIsSound) {
+  for (index_t off : {-3, 0, 4}) {
+    expect_sound(causal{}, 9, 12, off, true);
+    expect_sound(sliding_window{2, 1}, 9, 12, off, true);
+    expect_sound(sliding_window{-1, 0}, 9, 12, off, true);
+    expect_sound(sliding_window{3, -1}, 9, 12, off, true);
+    expect_sound(sink_tokens{3}, 9, 12, off, true);
+    expect_sound(sink_tokens{2} | sliding_window{2, 0}, 9, 12, off, true);
+    expect_sound(causal{} & sliding_window{4, 4}, 9, 12, off, true);
+    expect_sound(mask_fn{[](index_t, index_t, index_t i, index_t j) { return (i ^ j) & 1; }}, 6, 7, off, false);
+    expect_sound(causal{} & mask_fn{[](index_t, index_t, index_t i, index_t j) { return (i + j) % 3 != 0; }}, 6, 7, off, false);
+  }
+  std::vector<std::int32_t> ids = {0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3};
+  expect_sound(document{ids}, 12, 12, 0, true);
+  expect_sound(document{ids} & causal{}, 12, 12, 0, true);
+  expect_sound(document{ids}, 5, 12, 7, true);
+  expect_sound(document{ids}, 12, 12, -4, true);
+}
+
+TEST(Masks, CausalSkipsWholeTiles) {
+  const head_ctx c{0, 0, 0};
+  EXPECT_EQ(causal{}.classify(c, 0, 64, 64, 128), tile_class::empty);
+  EXPECT_EQ(causal{}.classify(c, 64, 128, 0, 64), tile_class::full);
+  EXPECT_EQ(causal{}.classify(c, 0, 64, 0, 64), tile_class::partial);
+  // Window of W = 16 total: a tile far to the left of the queries is empty.
+  EXPECT_EQ(sliding_window::from_total(16).classify(c, 100, 110, 0, 50), tile_class::empty);
+  EXPECT_EQ(sliding_window::from_total(16).keep(c, 100, 85), true);
+  EXPECT_EQ(sliding_window::from_total(16).keep(c, 100, 84), false);
+  static_assert(mask_fn<bool (*)(index_t, index_t, index_t, index_t)>::elementwise);
+  static_assert(!(causal{} | sink_tokens{1}).elementwise);
+}
+
+TEST(Scores, VectorPathMatchesScalar) {
+  const std::vector<float> slopes = alibi::standard_slopes(3);
+  EXPECT_NEAR(slopes[0], 0.0625f, 1e-7f);  // H=3 -> p=2: 2^-4, 2^-8, then 2^-2
+  EXPECT_NEAR(slopes[1], 0.00390625f, 1e-9f);
+  EXPECT_NEAR(slopes[2], 0.25f, 1e-7f);
+  const alibi al{slopes};
+  const softcap sc{3.f};
+  const head_ctx c{0, 2, 5};
+  const index_t ni = 37, nj = 5, ld = 40;
+  std::vector<float> x(ld * nj), y;
+  for (std::size_t t = 0; t < x.size(); ++t) x[t] = float(t % 17) - 8.f;
+  y = x;
+  al.apply_block<default_arch>(c, y.data(), ld, 3, ni, 11, nj);
+  for (index_t jj = 0; jj < nj; ++jj)
+    for (index_t ii = 0; ii < ni; ++ii)
+      EXPECT_FLOAT_EQ(y[jj * ld + ii], al.apply(c, x[jj * ld + ii], 3 + ii, 11 + jj));
+  y = x;
+  sc.apply_block<default_arch>(c, y.data(), ld, 0, ni, 0, nj);
+  for (index_t jj = 0; jj < nj; ++jj)
+    for (index_t ii = 0; ii < ni; ++ii) EXPECT_NEAR(y[jj * ld + ii], sc.apply(c, x[jj * ld + ii], ii, jj), 1e-6f);
+}
+
+TEST(Exp, VectorExpIsAccurateAndHandlesInfinities) {
+  using V = simd::vec<default_arch>;
+  alignas(64) float in[V::width], out[V::width];
+  double worst = 0;
+  for (float a = -87.f; a < 88.f; a += 0.013f) {
+    for (int t = 0; t < V::width; ++t) in[t] = a + 1e-3f * t;
+    V::store(out, V::exp(V::load(in)));
+    for (int t = 0; t < V::width; ++t) worst = std::max(worst, std::abs(out[t] / std::exp(double(in[t])) - 1));
+  }
+  EXPECT_LT(worst, 3e-7);  // about 2 ulp
+  for (int t = 0; t < V::width; ++t) in[t] = t % 2 ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+  V::store(out, V::exp(V::load(in)));
+  for (int t = 0; t < V::width; ++t) EXPECT_EQ(out[t], t % 2 ? 0.f : std::numeric_limits<float>::infinity());
+}
