@@ -1,5 +1,9 @@
 // dense_attention and flash_attention vs the fp64 reference, for the architecture this TU is
 // compiled for (ATTNKIT_TEST_ARCH), with the 2x-naive-fp32 accuracy criterion.
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
 #include "common/test_util.hpp"
 
 namespace {
@@ -310,6 +314,65 @@ TEST(Attention, FlashMatchesDense) {
   flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), of.view, causal{});
   // Both are within 2x naive of fp64, so they agree within 4x naive of each other.
   EXPECT_LE(max_abs_diff(od.o, of.o), 4 * max_abs_diff(naive.o, ref.o));
+}
+
+// Decode shapes split the keys across tasks and merge the partial states; the sink logit must
+// enter once, sigmoid partials simply add, and the result must not depend on the thread count.
+TEST(Attention, DecodeSplitKv) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.B = 2, s.Sq = 1, s.Sk = 2500, s.Hq = 8, s.Hkv = 2, s.Dk = s.Dv = 64, s.lay = layout::cache;
+  check<float>(kern::flash, s, causal{});
+  check<float>(kern::flash, s, softmax_with_sink{kSinks8});
+  check<float>(kern::flash, s, sigmoid{-3.f});
+  check<float>(kern::flash, s, sink_tokens{4} | sliding_window::from_total(700), softmax_with_sink{kSinks8});
+  s.Sq = 3;
+  check<bf16>(kern::flash, s, causal{}, alibi{alibi::standard_slopes(8)});
+  problem<> pr(s);
+  output a(s), b(s);
+  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), a.view, causal{}, serial{}, lse_out{a.lse.data()});
+#if ATTNKIT_HAS_OPENMP
+  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), b.view, causal{}, openmp{3}, lse_out{b.lse.data()});
+  EXPECT_EQ(a.o, b.o);
+  EXPECT_EQ(a.lse, b.lse);
+#endif
+}
+
+}  // namespace
+
+// Global allocation counter for the workspace test (counts only while armed).
+static std::atomic<bool> g_count_allocs{false};
+static std::atomic<long> g_allocs{0};
+void* operator new(std::size_t n) {
+  if (g_count_allocs.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+TEST(Attention, WorkspaceMeansNoAllocation) {
+  ATTNKIT_REQUIRE_ARCH();
+  for (index_t sq : {100, 1}) {  // prefill tiles, and decode with split-KV partials
+    shape s;
+    s.Sq = sq, s.Sk = 3000, s.Hq = 8, s.Hkv = 2, s.Dk = s.Dv = 64;
+    problem<> pr(s);
+    output ref_out(s), out(s);
+    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), ref_out.view, causal{}, serial{});
+    const index_t bytes = flash_workspace_bytes<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, serial{});
+    std::vector<std::byte> ws(static_cast<std::size_t>(bytes));
+    g_allocs = 0;
+    g_count_allocs = true;
+    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, serial{}, workspace{ws});
+    g_count_allocs = false;
+    EXPECT_EQ(g_allocs.load(), 0) << "Sq=" << sq;
+    EXPECT_EQ(out.o, ref_out.o);
+    std::vector<std::byte> small(static_cast<std::size_t>(bytes - 1));
+    EXPECT_THROW(flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, serial{}, workspace{small}),
+                 attnkit::invalid_argument);
+  }
 }
 
 }  // namespace

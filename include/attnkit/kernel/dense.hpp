@@ -15,4 +15,13 @@ void dense_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, te
                               std::forward<Args>(args)...);
 }
 
+/// Bytes of `attnkit::workspace` that make dense_attention with the same arguments (executor
+/// included: one scratch per worker) allocate nothing. Validates the arguments like the call does.
+template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
+index_t dense_workspace_bytes(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
+                              Args&&... args) {
+  return detail::workspace_bytes<Arch>("dense_attention", detail::kernel_kind::dense, tiling{}, q, k, v, out,
+                                       std::forward<Args>(args)...);
+}
+
 }  // namespace attnkit

@@ -34,6 +34,7 @@ namespace attnkit {
 struct tiling {
   index_t rows = 48;
   index_t block_kv = 64;
+  index_t split_kv = 512;  ///< flash decode: keys per split when there is a single q block
 };
 
 namespace detail {
@@ -62,6 +63,7 @@ struct attention_call {
   float scale;
   index_t g, bq, n_qb, block_kv, rows_p;
   bool dense;
+  index_t n_split = 1, split_len = 0;  // split-KV for decode shapes (flash only)
 
   // Scratch layout (floats, per worker).
   index_t off_qt, off_ot, off_st, off_kc, off_vc, off_state, off_alpha, off_fac, total;
@@ -84,6 +86,12 @@ struct attention_call {
     off_alpha = take(rows_p);
     off_fac = take(rows_p);
     total = at;
+    // Split the keys of decode-like calls (a single q block) so that few (batch, head) groups
+    // still fill every thread. Depends only on the shape, never on the thread count.
+    if (!dense && !a.key_mass && n_qb == 1 && d.sk >= 2 * t.split_kv) {
+      split_len = align_up(t.split_kv, block_kv);
+      n_split = (d.sk + split_len - 1) / split_len;
+    }
   }
 
   head_ctx ctx(index_t b, index_t hk, index_t hh) const { return {b, hk * g + hh, d.q_offset}; }
@@ -136,38 +144,43 @@ struct attention_call {
     }
   }
 
-  void unit(float* ws, index_t b, index_t hk, index_t qb) const {
-    const index_t q0 = qb * bq, nq = std::min(bq, d.sq - q0), R = g * nq;
+  // Q^T (pre-scaled; padded rows zero: their results are computed and discarded), O^T = 0,
+  // row states = init.
+  void prologue(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
     float* qt = ws + off_qt;
-    float* ot = ws + off_ot;
-    float* st = ws + off_st;
-    auto* state = reinterpret_cast<row_state*>(ws + off_state);
-    float* alpha = ws + off_alpha;
-    float* fac = ws + off_fac;
-
-    // Q^T, pre-scaled; padded rows are zero (their results are computed and discarded).
     std::fill(qt, qt + d.dk * rows_p, 0.f);
     for (index_t hh = 0; hh < g; ++hh)
       for (index_t ii = 0; ii < nq; ++ii) {
         const auto* src = q.row(b, q0 + ii, hk * g + hh);
         for (index_t c = 0; c < d.dk; ++c) qt[c * rows_p + hh * nq + ii] = to_float(src[c]) * scale;
       }
-    std::fill(ot, ot + d.dv * rows_p, 0.f);
+    std::fill(ws + off_ot, ws + off_ot + d.dv * rows_p, 0.f);
+    auto* state = reinterpret_cast<row_state*>(ws + off_state);
     for (index_t r = 0; r < rows_p; ++r) state[r] = a.norm.init();
+  }
 
-    for (index_t j0 = 0; j0 < d.sk; j0 += block_kv) {
-      const index_t nk = std::min(block_kv, d.sk - j0);
+  // The mainloop proper over keys [jb, je), in tiles of block_kv.
+  void kv_loop(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je) const {
+    auto* state = reinterpret_cast<row_state*>(ws + off_state);
+    for (index_t j0 = jb; j0 < je; j0 += block_kv) {
+      const index_t nk = std::min(block_kv, je - j0);
       const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
-      if (cls == tile_class::empty) continue;
+      if (cls == tile_class::empty) continue;  // K and V of this tile are never touched
       scores(ws, b, hk, q0, nq, j0, nk, cls);
-      a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk);
+      a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk);
       index_t ldv;
       const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
-      simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, st, rows_p, ot, rows_p, alpha);
+      simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
+                                   ws + off_alpha);
     }
+  }
 
-    // Epilogue: the normalizer's final factor per row, then O, LSE.
-    for (index_t r = 0; r < R; ++r) {
+  // The normalizer's final factor per row, then O and LSE (and probabilities / key mass).
+  void epilogue(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
+    const auto* state = reinterpret_cast<const row_state*>(ws + off_state);
+    const float* ot = ws + off_ot;
+    float* fac = ws + off_fac;
+    for (index_t r = 0; r < g * nq; ++r) {
       const index_t hh = r / nq, ii = r % nq;
       float lse = 0.f;
       fac[r] = a.norm.finalize(ctx(b, hk, hh), state[r], lse);
@@ -178,6 +191,42 @@ struct attention_call {
     }
     if (a.probs) write_probs(ws, b, hk, q0, nq);
     if (a.key_mass) accumulate_key_mass(ws, b, hk, q0, nq);
+  }
+
+  void unit(float* ws, index_t b, index_t hk, index_t qb) const {
+    const index_t q0 = qb * bq, nq = std::min(bq, d.sq - q0);
+    prologue(ws, b, hk, q0, nq);
+    kv_loop(ws, b, hk, q0, nq, 0, d.sk);
+    epilogue(ws, b, hk, q0, nq);
+  }
+
+  // Split-KV (decode shapes: one q block, long cache). Each split leaves its unnormalized partial
+  // (row states, O^T) in `part`; the merge combines them in split order with the normalizer's
+  // merge, so the sink logit (added in finalize) enters once and results do not depend on threads.
+  index_t part_floats() const { return align_up(2 * rows_p + d.dv * rows_p, scratch_align); }
+  void split_unit(float* ws, float* part, index_t b, index_t hk, index_t sp) const {
+    const index_t nq = std::min(bq, d.sq), jb = sp * split_len, je = std::min(d.sk, jb + split_len);
+    prologue(ws, b, hk, 0, nq);
+    kv_loop(ws, b, hk, 0, nq, jb, je);
+    std::copy_n(ws + off_state, 2 * rows_p, part);
+    std::copy_n(ws + off_ot, d.dv * rows_p, part + 2 * rows_p);
+  }
+  void merge_unit(float* ws, const float* parts, index_t b, index_t hk) const {
+    const index_t nq = std::min(bq, d.sq);
+    auto* state = reinterpret_cast<row_state*>(ws + off_state);
+    float* ot = ws + off_ot;
+    std::copy_n(parts, 2 * rows_p, ws + off_state);
+    std::copy_n(parts + 2 * rows_p, d.dv * rows_p, ot);
+    for (index_t sp = 1; sp < n_split; ++sp) {
+      const float* p = parts + sp * part_floats();
+      const auto* ps = reinterpret_cast<const row_state*>(p);
+      for (index_t r = 0; r < rows_p; ++r) {
+        float wa, wb;
+        state[r] = Norm::merge(state[r], wa, ps[r], wb);
+        for (index_t c = 0; c < d.dv; ++c) ot[c * rows_p + r] = ot[c * rows_p + r] * wa + p[2 * rows_p + c * rows_p + r] * wb;
+      }
+    }
+    epilogue(ws, b, hk, 0, nq);
   }
 
   // dense only: the single tile's weights, scaled by the final factor, are the probabilities.
@@ -220,9 +269,11 @@ struct attention_call {
     }
   }
 
+  index_t partial_floats() const { return n_split > 1 ? d.batch * d.hkv * n_split * part_floats() : 0; }
+
   template <class Exec>
   void run(const Exec& ex) const {
-    const scratch_source src{a.ws ? &*a.ws : nullptr, total, ex.concurrency()};
+    const scratch_source src{a.ws ? &*a.ws : nullptr, total, ex.concurrency(), partial_floats()};
     src.check(dense ? "dense_attention" : "flash_attention");
     if (a.key_mass) {
       // Every q block of a (b, hk) adds into the same key_mass rows: one task per (b, hk), blocks in order.
@@ -235,6 +286,17 @@ struct attention_call {
       });
       return;
     }
+    if (n_split > 1) {
+      const index_t groups = d.batch * d.hkv, pf = part_floats();
+      float* parts = src.partials(groups * n_split * pf);
+      ex.parallel_for(groups * n_split, [&](index_t t, int w) {
+        split_unit(src.get(w), parts + t * pf, t / n_split / d.hkv, (t / n_split) % d.hkv, t % n_split);
+      });
+      ex.parallel_for(groups, [&](index_t t, int w) {
+        merge_unit(src.get(w), parts + t * n_split * pf, t / d.hkv, t % d.hkv);
+      });
+      return;
+    }
     // Latest q blocks first: under causal masks they are the longest, so dynamic scheduling
     // finishes with short tasks (longest-processing-time order).
     ex.parallel_for(d.batch * d.hkv * n_qb, [&](index_t t, int w) {
@@ -244,10 +306,10 @@ struct attention_call {
   }
 };
 
-/// Validate, plan and run one call of the mainloop.
-template <class Arch, class TQ, class TK, class TV, class... Args>
-void run_attention(const char* fn, kernel_kind kind, const tiling& t, tensor_view<TQ> q, tensor_view<TK> k,
-                   tensor_view<TV> v, tensor_view<float> o, Args&&... args) {
+/// Validate and plan one call of the mainloop, then hand the planned call to `f`.
+template <class Arch, class F, class TQ, class TK, class TV, class... Args>
+auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f, tensor_view<TQ> q,
+                       tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> o, Args&&... args) {
   static_assert(arch_tag<Arch>, "attnkit: Arch must be an xsimd architecture (e.g. xsimd::avx2) or attnkit::scalar");
   static_assert(element_type<std::remove_cv_t<TQ>> && element_type<std::remove_cv_t<TK>> &&
                     element_type<std::remove_cv_t<TV>>,
@@ -275,7 +337,19 @@ void run_attention(const char* fn, kernel_kind kind, const tiling& t, tensor_vie
   attention_call<Arch, TQ, TK, TV, A> call{q, k, v, o, a, d, a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk)),
                                            0, 0, 0, 0, 0, kind == kernel_kind::dense};
   call.plan(t);
-  call.run(a.exec);
+  return f(call);
+}
+
+template <class Arch, class... Args>
+void run_attention(const char* fn, kernel_kind kind, const tiling& t, Args&&... args) {
+  with_planned_call<Arch>(fn, kind, t, [](const auto& call) { call.run(call.a.exec); }, std::forward<Args>(args)...);
+}
+
+template <class Arch, class... Args>
+index_t workspace_bytes(const char* fn, kernel_kind kind, const tiling& t, Args&&... args) {
+  return with_planned_call<Arch>(fn, kind, t, [](const auto& call) {
+    return scratch_source::bytes_needed(call.total, call.a.exec.concurrency(), call.partial_floats());
+  }, std::forward<Args>(args)...);
 }
 
 }  // namespace detail
