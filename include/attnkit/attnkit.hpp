@@ -39,3 +39,4 @@
 
 #include "attnkit/kernel/dense.hpp"
 #include "attnkit/kernel/flash.hpp"
+#include "attnkit/kernel/merge.hpp"
