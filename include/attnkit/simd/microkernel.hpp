@@ -51,17 +51,17 @@ ATTNKIT_INLINE void micro_tile(const float* ATTNKIT_RESTRICT a, index_t sa_i, in
   using V = vec<Arch>;
   using R = typename V::reg;
   R acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  ATTNKIT_UNROLL for (int i = 0; i < MR; ++i)
+    ATTNKIT_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
   const float* ap[MR];
-  for (int i = 0; i < MR; ++i) ap[i] = a + i * sa_i;
+  ATTNKIT_UNROLL for (int i = 0; i < MR; ++i) ap[i] = a + i * sa_i;
   for (index_t p = 0; p < kdim; ++p) {
     R bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + p * ldb + v * V::width);
+    ATTNKIT_UNROLL for (int v = 0; v < NV; ++v) bv[v] = V::load(b + p * ldb + v * V::width);
     const index_t off = UnitP ? p : p * sa_p;
-    for (int i = 0; i < MR; ++i) {
+    ATTNKIT_UNROLL for (int i = 0; i < MR; ++i) {
       const R x = V::set1(ap[i][off]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = V::fma(x, bv[v], acc[i][v]);
+      ATTNKIT_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = V::fma(x, bv[v], acc[i][v]);
     }
   }
   if constexpr (Mode == store_mode::scale_add) {
