@@ -95,6 +95,7 @@ struct call_args {
   float* probs = nullptr;
   float* key_mass = nullptr;
   std::optional<workspace> ws;
+  std::optional<tiling> tiles;
 };
 
 /// Sort args... into a call_args; every kind at most once, every argument recognized.
@@ -108,7 +109,8 @@ auto resolve_args(Args&&... args) {
   static_assert(detail::count_kind<policy_kind::executor, Args...> <= 1, "attnkit: more than one executor given");
   static_assert(detail::count_type<scale, Args...> <= 1 && detail::count_type<query_offset, Args...> <= 1 &&
                     detail::count_type<lse_out, Args...> <= 1 && detail::count_type<probs_out, Args...> <= 1 &&
-                    detail::count_type<key_mass_out, Args...> <= 1 && detail::count_type<workspace, Args...> <= 1,
+                    detail::count_type<key_mass_out, Args...> <= 1 && detail::count_type<workspace, Args...> <= 1 &&
+                    detail::count_type<tiling, Args...> <= 1,
                 "attnkit: an option is given more than once");
   auto s = detail::pick<policy_kind::score, dot_product>(args...);
   auto m = detail::pick<policy_kind::mask, no_mask>(args...);
@@ -122,6 +124,7 @@ auto resolve_args(Args&&... args) {
   if (auto o = detail::pick_option<probs_out>(args...)) r.probs = o->data;
   if (auto o = detail::pick_option<key_mass_out>(args...)) r.key_mass = o->data;
   r.ws = detail::pick_option<workspace>(args...);
+  r.tiles = detail::pick_option<tiling>(args...);
   return r;
 }
 

@@ -29,14 +29,6 @@
 
 namespace attnkit {
 
-/// Tile sizes of the mainloop. rows: target query rows per task (all heads of a GQA group
-/// together); block_kv: keys per tile (0 = all keys in one tile, as dense_attention does).
-struct tiling {
-  index_t rows = 48;
-  index_t block_kv = 64;
-  index_t split_kv = 512;  ///< flash decode: keys per split when there is a single q block
-};
-
 namespace detail {
 
 enum class kernel_kind { dense, flash };
@@ -321,6 +313,9 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
   problem_dims d = check_attention(fn, q, k, v, o);
   if (a.q_offset) d.q_offset = *a.q_offset;
   if (a.scale && !std::isfinite(*a.scale)) fail(fn, "scale: expected a finite value, got ", *a.scale);
+  if (a.tiles && (a.tiles->rows < 1 || a.tiles->block_kv < 0 || a.tiles->split_kv < 1))
+    fail(fn, "tiling: expected rows >= 1, block_kv >= 0 and split_kv >= 1, got {", a.tiles->rows, ", ",
+         a.tiles->block_kv, ", ", a.tiles->split_kv, "}");
   validate_policies(fn, d, a.score, a.mask, a.norm);
   check_output(fn, "lse_out", a.lse, a.lse ? d.batch * d.hq * d.sq : 0, q, k, v, o);
   if (a.probs && kind != kernel_kind::dense)
@@ -336,7 +331,7 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
 
   attention_call<Arch, TQ, TK, TV, A> call{q, k, v, o, a, d, a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk)),
                                            0, 0, 0, 0, 0, kind == kernel_kind::dense};
-  call.plan(t);
+  call.plan(a.tiles ? *a.tiles : t);
   return f(call);
 }
 
