@@ -36,6 +36,11 @@ inline bool arch_available() noexcept {
 namespace simd {
 
 template <class Arch>
+concept xsimd_arch = std::is_base_of_v<xsimd::generic, Arch>;
+template <class Arch>
+concept avx512_arch = xsimd_arch<Arch> && std::is_base_of_v<xsimd::avx512f, Arch>;
+
+template <class Arch>
 struct vec;
 
 /// One-lane "vector": the scalar backend and the reference for tails.
@@ -58,8 +63,7 @@ struct vec<scalar> {
 
 /// xsimd architectures: batch<float, Arch>.
 template <class Arch>
-  requires std::is_base_of_v<xsimd::generic, Arch>
-struct vec<Arch> {
+struct vec_xsimd {
   using reg = xsimd::batch<float, Arch>;
   using ireg = xsimd::batch<std::int32_t, Arch>;
   static constexpr int width = static_cast<int>(reg::size);
@@ -108,6 +112,33 @@ struct vec<Arch> {
     y = xsimd::select(underflow, zero(), y);
     y = xsimd::select(overflow, set1(std::numeric_limits<float>::infinity()), y);
     return y;
+  }
+};
+
+template <xsimd_arch Arch>
+struct vec<Arch> : vec_xsimd<Arch> {};
+
+/// AVX-512: the same exp with the 2^n scaling done by vscalefps, which also produces exact 0 and
+/// inf at the ends of the range (no selects), so the clamp only has to keep x finite.
+template <avx512_arch Arch>
+struct vec<Arch> : vec_xsimd<Arch> {
+  using reg = typename vec_xsimd<Arch>::reg;
+  static ATTNKIT_INLINE reg exp(reg x) noexcept {
+    // Clamp to [-110, 100]: n = round(x log2e) in [-159, 145], so 2^n * p rounds to exactly 0 (a
+    // masked -inf score must weigh exactly 0) or overflows to +inf; -inf and +inf stay ordered.
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-110.f)), _mm512_set1_ps(100.f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+    return _mm512_scalef_ps(p, n);
   }
 };
 
