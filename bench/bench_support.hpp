@@ -80,9 +80,12 @@ inline const char* sgemm_backend() noexcept { return ATTNKIT_BENCH_HAVE_DNNL ? "
 /// reach their plateau on this machine (checked against 3072 and 4096) and short enough
 /// (~0.1 s per run on one Zen 5 core) for several runs.
 inline constexpr int sgemm_ceiling_size = 2048;
-/// Timed runs of the ceiling's GEMM; the ceiling is the best of them (interference from other
-/// processes only ever slows a run down, so the best run is the closest to the machine's peak).
+/// Timed runs of the ceiling's GEMM: at least sgemm_ceiling_runs and sgemm_ceiling_seconds (at
+/// most 4x the runs); the ceiling is the best of them. Interference from other processes only ever
+/// slows a run down, so the best run is the closest to the machine's peak, and a longer window
+/// makes catching one undisturbed run more likely on a shared machine.
 inline constexpr int sgemm_ceiling_runs = 10;
+inline constexpr double sgemm_ceiling_seconds = 1.5;
 
 /// Sets OpenMP's and Eigen's thread counts for its lifetime (oneDNN's OpenMP runtime uses
 /// omp_get_max_threads(); Eigen's GEMM uses Eigen::nbThreads()).
@@ -126,19 +129,22 @@ inline void sgemm(int M, int N, int K, const float* A, const float* B, float* C,
 #endif
 }
 
-/// Measure the SGEMM ceiling now (no cache): best of `runs` square n^3 GEMMs, in GFLOP/s.
-inline double measure_sgemm_gflops(int threads, int n = sgemm_ceiling_size, int runs = sgemm_ceiling_runs) {
+/// Measure the SGEMM ceiling now (no cache): best of at least `runs` square n^3 GEMMs (more while
+/// under `seconds` in total, up to 4 * runs), in GFLOP/s.
+inline double measure_sgemm_gflops(int threads, int n = sgemm_ceiling_size, int runs = sgemm_ceiling_runs,
+                                   double seconds = sgemm_ceiling_seconds) {
   const std::size_t nn = static_cast<std::size_t>(n) * static_cast<std::size_t>(n);
   const std::vector<float> A = randn(nn, 1001), B = randn(nn, 1002);
   std::vector<float> C(nn);
   for (int w = 0; w < 2; ++w) sgemm(n, n, n, A.data(), B.data(), C.data(), threads);  // JIT, pages, clocks
-  double best = 0;
-  for (int r = 0; r < runs; ++r) {
+  double best = 0, total = 0;
+  for (int r = 0; r < 4 * runs && (r < runs || total < seconds); ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     sgemm(n, n, n, A.data(), B.data(), C.data(), threads);
     benchmark::DoNotOptimize(C.data());
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, 2.0 * n * double(n) * n / s * 1e-9);
+    total += s;
   }
   return best;
 }
@@ -155,8 +161,8 @@ inline double sgemm_gflops(int threads) {
     std::fprintf(stderr, "attnkit_bench: SGEMM ceiling backend: %s\n",
                  ATTNKIT_BENCH_HAVE_DNNL ? "oneDNN (dnnl_sgemm)" : "Eigen (GEMM product)");
   const double g = measure_sgemm_gflops(threads);
-  std::fprintf(stderr, "attnkit_bench: SGEMM ceiling, %d thread(s), %d^3, best of %d: %.1f GFLOP/s\n", threads,
-               sgemm_ceiling_size, sgemm_ceiling_runs, g);
+  std::fprintf(stderr, "attnkit_bench: SGEMM ceiling, %d thread(s), %d^3, best of >= %d runs / %.1f s: %.1f GFLOP/s\n",
+               threads, sgemm_ceiling_size, sgemm_ceiling_runs, sgemm_ceiling_seconds, g);
   cache.emplace(threads, g);
   return g;
 }
