@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 namespace attnkit {
 
@@ -63,6 +66,10 @@ struct fp16 {
   static fp16 from_bits(std::uint16_t b) noexcept { fp16 r; r.bits = b; return r; }
 };
 
+// Views reinterpret arrays of these as packed 16-bit words (e.g. model weights loaded as uint16).
+static_assert(sizeof(bf16) == 2 && sizeof(fp16) == 2 && std::is_trivially_copyable_v<bf16> &&
+              std::is_trivially_copyable_v<fp16>);
+
 /// Element types accepted for Q/K/V. O, LSE and probabilities are always float.
 template <class T>
 concept element_type = std::is_same_v<T, float> || std::is_same_v<T, bf16> || std::is_same_v<T, fp16>;
@@ -71,6 +78,22 @@ concept element_type = std::is_same_v<T, float> || std::is_same_v<T, bf16> || st
 inline float to_float(float x) noexcept { return x; }
 inline float to_float(bf16 x) noexcept { return bf16::to_float(x.bits); }
 inline float to_float(fp16 x) noexcept { return fp16::to_float(x.bits); }
+
+/// Widen n contiguous elements to float (vectorized: bf16 is a shift the compiler vectorizes,
+/// fp16 uses the F16C instructions when the target has them).
+template <class T>
+inline void to_float_n(const T* src, float* dst, std::int64_t n) noexcept {
+  std::int64_t i = 0;
+  if constexpr (std::is_same_v<T, fp16>) {
+#if defined(__F16C__)
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+#endif
+  } else if constexpr (std::is_same_v<T, bf16>) {
+    for (; i < n; ++i) dst[i] = std::bit_cast<float>(std::uint32_t(src[i].bits) << 16);
+  }
+  for (; i < n; ++i) dst[i] = to_float(src[i]);
+}
 
 /// Narrow a float to an element type (round to nearest even).
 template <class T>

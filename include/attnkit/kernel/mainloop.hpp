@@ -105,10 +105,7 @@ struct attention_call {
       return t.row(b, j0, hk);
     } else {
       const index_t D = t.dim();
-      for (index_t j = 0; j < nk; ++j) {
-        const T* src = t.row(b, j0 + j, hk);
-        for (index_t c = 0; c < D; ++c) conv[j * D + c] = to_float(src[c]);
-      }
+      for (index_t j = 0; j < nk; ++j) to_float_n(t.row(b, j0 + j, hk), conv + j * D, D);
       ld = D;
       return conv;
     }
