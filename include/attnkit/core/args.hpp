@@ -85,6 +85,7 @@ constexpr std::optional<O> pick_option() { return std::nullopt; }
 /// The resolved trailing arguments of one call.
 template <class Score, class Mask, class Norm, class Exec>
 struct call_args {
+  call_args(Score s, Mask m, Norm n, Exec e) : score(std::move(s)), mask(std::move(m)), norm(std::move(n)), exec(std::move(e)) {}
   Score score;
   Mask mask;
   Norm norm;

@@ -40,6 +40,10 @@
 #include <span>
 #include <type_traits>
 
+#if defined(__AVX__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "attnkit/core/args.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/validate.hpp"
@@ -239,6 +243,104 @@ void linear_gemm_lower(index_t m, index_t kdim, const float* a, index_t lda, con
   }
 }
 
+/// r[0..n) = src[0..n) * s and qa[0..n) = r * f (src may be r).
+template <class Arch>
+ATTNKIT_INLINE void scale_two(const float* src, float* r, float* qa, index_t n, float s, float f) noexcept {
+  using V = simd::vec<Arch>;
+  index_t i = 0;
+  const auto sv = V::set1(s), fv = V::set1(f);
+  for (; i + V::width <= n; i += V::width) {
+    const auto x = V::load(src + i) * sv;
+    V::store(r + i, x);
+    V::store(qa + i, x * fv);
+  }
+  for (; i < n; ++i) {
+    const float x = src[i] * s;
+    r[i] = x;
+    qa[i] = x * f;
+  }
+}
+
+#if defined(__AVX512F__)
+// 16 x 16 in registers: dst row c = src column c (unpack pairs, pairs of pairs, then 128-bit lanes).
+ATTNKIT_INLINE void transpose16(const float* src, index_t lds, float* dst, index_t ldd) noexcept {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]),
+                  c = _mm512_castps_pd(t[4 * i + 2]), e = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+  }
+  // r[4g + x] holds rows 4g..4g+3 of columns x, x+4, x+8, x+12 (one per 128-bit lane).
+  for (int x = 0; x < 4; ++x) {
+    t[x] = _mm512_shuffle_f32x4(r[x], r[4 + x], 0x88);       // rows 0-7, columns x, x+8
+    t[4 + x] = _mm512_shuffle_f32x4(r[x], r[4 + x], 0xdd);   // rows 0-7, columns x+4, x+12
+    t[8 + x] = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0x88);
+    t[12 + x] = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0xdd);
+  }
+  for (int x = 0; x < 4; ++x) {
+    _mm512_storeu_ps(dst + x * ldd, _mm512_shuffle_f32x4(t[x], t[8 + x], 0x88));
+    _mm512_storeu_ps(dst + (x + 8) * ldd, _mm512_shuffle_f32x4(t[x], t[8 + x], 0xdd));
+    _mm512_storeu_ps(dst + (x + 4) * ldd, _mm512_shuffle_f32x4(t[4 + x], t[12 + x], 0x88));
+    _mm512_storeu_ps(dst + (x + 12) * ldd, _mm512_shuffle_f32x4(t[4 + x], t[12 + x], 0xdd));
+  }
+}
+#endif
+#if defined(__AVX__)
+// 8 x 8 in registers.
+ATTNKIT_INLINE void transpose8(const float* src, index_t lds, float* dst, index_t ldd) noexcept {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    r[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int x = 0; x < 4; ++x) {
+    _mm256_storeu_ps(dst + x * ldd, _mm256_permute2f128_ps(r[x], r[4 + x], 0x20));
+    _mm256_storeu_ps(dst + (x + 4) * ldd, _mm256_permute2f128_ps(r[x], r[4 + x], 0x31));
+  }
+}
+#endif
+
+/// dst[c * ldd + j] = src[j * lds + c] for j < n, c < cols: a chunk of token rows into columns.
+/// Full 16 x 16 (AVX-512) or 8 x 8 (AVX) blocks in registers, the edges element by element.
+template <class Arch>
+void transpose_rows(const float* ATTNKIT_RESTRICT src, index_t lds, index_t n, index_t cols,
+                    float* ATTNKIT_RESTRICT dst, index_t ldd) noexcept {
+  index_t jb = 0, cb = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    jb = n / 16 * 16, cb = cols / 16 * 16;
+    for (index_t j0 = 0; j0 < jb; j0 += 16)
+      for (index_t c0 = 0; c0 < cb; c0 += 16) transpose16(src + j0 * lds + c0, lds, dst + c0 * ldd + j0, ldd);
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (std::is_base_of_v<xsimd::avx, Arch> && !std::is_base_of_v<xsimd::avx512f, Arch>) {
+    jb = n / 8 * 8, cb = cols / 8 * 8;
+    for (index_t j0 = 0; j0 < jb; j0 += 8)
+      for (index_t c0 = 0; c0 < cb; c0 += 8) transpose8(src + j0 * lds + c0, lds, dst + c0 * ldd + j0, ldd);
+  }
+#endif
+  for (index_t j = 0; j < jb; ++j)
+    for (index_t c = cb; c < cols; ++c) dst[c * ldd + j] = src[j * lds + c];
+  for (index_t c = 0; c < cols; ++c)
+    for (index_t j = jb; j < n; ++j) dst[c * ldd + j] = src[j * lds + c];
+}
+
 /// Everything one linear call needs, resolved and validated once.
 template <class Arch, class TQ, class TK, class TV, class Phi>
 struct linear_call {
@@ -260,13 +362,22 @@ struct linear_call {
 
   index_t g = 1, C = 64, Cp = 64, Dk = 0, Dv = 0, Dva = 0, Dvp = 0, ldqa = 0;
   bool step = false;
-  // Scratch layout (floats, per worker).
-  index_t off_qs = 0, off_qa = 0, off_kr = 0, off_kt = 0, off_kdt = 0, off_sv = 0, off_ob = 0, off_pw = 0,
-          off_ext = 0, off_kdec = 0;
+  index_t group = 1, n_groups = 1;  ///< heads per task (same batch), tasks per batch
+  // Scratch layout (floats, per worker): shared chunk buffers, then `group` head slots of
+  // head_floats each ([S ; V] rows, decay powers).
+  index_t off_qs = 0, off_qa = 0, off_kr = 0, off_kt = 0, off_kdt = 0, off_ob = 0, off_kdec = 0, off_head = 0;
+  index_t head_floats = 0, hs_pw = 0, hs_ext = 0;
   index_t off_qv = 0, off_kv = 0, off_vv = 0, off_acc = 0, off_ss = 0, off_zs = 0;
   index_t total = 0;
 
-  void plan(const linear_tiling& t) {
+  // Tasks: (batch, a run of `group` consecutive query heads). A task walks the sequence chunk by
+  // chunk and, per chunk, head by head, each head with its own state slot: the rows it reads at
+  // a time are then neighbours in memory (one token's heads), not a head stride apart, which
+  // saves most of the TLB and DRAM-page misses of walking one head through the whole sequence.
+  // The grouping only changes the order in which heads are visited (each head's arithmetic is
+  // the same), so results are bitwise identical whatever the group size and thread count.
+  // Heads per task: enough tasks to feed every worker, at most 4 slots (L2-sized scratch).
+  void plan(const linear_tiling& t, int workers) {
     g = d.hq / d.hkv;
     Dk = d.dk, Dv = d.dv;
     Dva = Dv + (normalize ? 1 : 0);  // normalization: V gets a column of ones, S the column z
@@ -275,6 +386,9 @@ struct linear_call {
     Cp = align_up(C, W);
     ldqa = Dk + Cp;
     step = causal && d.sq <= t.step_max;
+    const index_t per_batch = std::max<index_t>(1, (index_t(workers) + d.batch - 1) / std::max<index_t>(d.batch, 1));
+    group = step ? 1 : std::clamp<index_t>((d.hq + per_batch - 1) / per_batch, 1, 4);
+    n_groups = (d.hq + group - 1) / group;
     index_t at = 0;
     auto take = [&](index_t n) { const index_t x = at; at += align_up(n, scratch_align); return x; };
     if (step) {
@@ -287,14 +401,15 @@ struct linear_call {
     } else {
       off_qs = take(C * Dk);
       off_qa = take(C * ldqa);
-      off_kr = take(C * Dk);
+      off_kr = take(std::is_same_v<std::remove_cv_t<TK>, float> ? 0 : C * Dk);
       off_kt = take(Dk * Cp);
       off_kdt = take(causal ? Dk * Cp : 0);
-      off_sv = take((Dk + C) * Dvp);
       off_ob = take(C * Dvp);
-      off_pw = take(C + 1);
-      off_ext = take(2 * Cp + W);
       off_kdec = take(Cp);
+      hs_pw = align_up((Dk + C) * Dvp, scratch_align);
+      hs_ext = hs_pw + align_up(C + 1, scratch_align);
+      head_floats = hs_ext + align_up(2 * Cp + W, scratch_align);
+      off_head = take(group * head_floats);
     }
     total = at;
   }
@@ -306,9 +421,9 @@ struct linear_call {
 
   // pw[x] = lambda^x for x in [0, C]; ext[x] = pw[C-1-x] for x < C and 0 beyond, so that row i's
   // mask-and-decay factors for keys j = 0.. are the contiguous ext[C-1-i+j] (= lambda^(i-j)).
-  void powers(float* ws, float lambda) const {
-    float* pw = ws + off_pw;
-    float* ext = ws + off_ext;
+  void powers(float* hs, float lambda) const {
+    float* pw = hs + hs_pw;
+    float* ext = hs + hs_ext;
     const double ll = std::log(double(lambda));
     for (index_t x = 0; x <= C; ++x) {
       // exp of a difference-free exponent in double: no overflow, and an underflow becomes a
@@ -339,56 +454,54 @@ struct linear_call {
   }
 
   // Qs rows = scale * phi(q) (for the scores) and the first Dk columns of [Qd | A] = Qs * p^(i+1).
-  void pack_q(float* ws, index_t b, index_t h, index_t t0, index_t n, bool decayed) const {
-    const float* pw = ws + off_pw;
+  void pack_q(float* ws, const float* hs, index_t b, index_t h, index_t t0, index_t n, bool decayed) const {
+    const float* pw = hs + hs_pw;
     float* qs = ws + off_qs;
     float* qa = ws + off_qa;
     for (index_t i = 0; i < n; ++i) {
       float* r = qs + i * Dk;
-      load_row(q.row(b, t0 + i, h), r, Dk);
-      apply_features<Arch>(phi, r, Dk);
-      scale_row<Arch>(r, r, Dk, scale);
-      scale_row<Arch>(r, qa + i * ldqa, Dk, decayed ? pw[i + 1] : 1.f);
-    }
-  }
-
-  // K^T [Dk x Cp] = phi(k)^T with columns >= n zero; with decay also Kd^T = K^T * p^(n-1-j).
-  void pack_k(float* ws, index_t b, index_t hk, index_t j0, index_t n, bool decayed) const {
-    float* kr = ws + off_kr;
-    float* kt = ws + off_kt;
-    for (index_t j = 0; j < n; ++j) {
-      load_row(k.row(b, j0 + j, hk), kr + j * Dk, Dk);
-      apply_features<Arch>(phi, kr + j * Dk, Dk);
-    }
-    transpose(kr, n, Dk, kt, Cp);
-    if (n < Cp)
-      for (index_t c = 0; c < Dk; ++c) std::fill(kt + c * Cp + n, kt + (c + 1) * Cp, 0.f);
-    if (decayed) {
-      const float* pw = ws + off_pw;
-      float* kdec = ws + off_kdec;
-      for (index_t j = 0; j < Cp; ++j) kdec[j] = j < n ? pw[n - 1 - j] : 0.f;
-      float* kdt = ws + off_kdt;
-      for (index_t c = 0; c < Dk; ++c) mul_rows<Arch>(kt + c * Cp, kdec, kdt + c * Cp, Cp);
-    }
-  }
-
-  // dst[c * ldd + j] = src[j * cols + c], j < n, c < cols; blocked so both sides stay in L1.
-  static void transpose(const float* ATTNKIT_RESTRICT src, index_t n, index_t cols, float* ATTNKIT_RESTRICT dst,
-                        index_t ldd) noexcept {
-    constexpr index_t B = 16;
-    for (index_t j0 = 0; j0 < n; j0 += B) {
-      const index_t j1 = std::min(n, j0 + B);
-      for (index_t c0 = 0; c0 < cols; c0 += B) {
-        const index_t c1 = std::min(cols, c0 + B);
-        for (index_t c = c0; c < c1; ++c)
-          for (index_t j = j0; j < j1; ++j) dst[c * ldd + j] = src[j * cols + c];
+      const auto* src = q.row(b, t0 + i, h);
+      const float f = decayed ? pw[i + 1] : 1.f;
+      if constexpr (std::is_same_v<std::remove_cv_t<TQ>, float> && Phi::is_identity) {
+        scale_two<Arch>(src, r, qa + i * ldqa, Dk, scale, f);
+      } else {
+        load_row(src, r, Dk);
+        apply_features<Arch>(phi, r, Dk);
+        scale_two<Arch>(r, r, qa + i * ldqa, Dk, scale, f);
       }
     }
   }
 
+  // K^T [Dk x Cp] = phi(k)^T with columns >= n zero. fp32 keys are transposed straight from the
+  // caller's rows (phi is elementwise, so it is applied after the transpose, to the n real
+  // columns only). Shared by the query heads of a GQA group within a task.
+  void pack_k(float* ws, index_t b, index_t hk, index_t j0, index_t n) const {
+    float* kt = ws + off_kt;
+    if constexpr (std::is_same_v<std::remove_cv_t<TK>, float>) {
+      transpose_rows<Arch>(k.row(b, j0, hk), k.strides[1], n, Dk, kt, Cp);
+    } else {
+      float* kr = ws + off_kr;
+      for (index_t j = 0; j < n; ++j) load_row(k.row(b, j0 + j, hk), kr + j * Dk, Dk);
+      transpose_rows<Arch>(kr, Dk, n, Dk, kt, Cp);
+    }
+    if constexpr (!Phi::is_identity)
+      for (index_t c = 0; c < Dk; ++c) apply_features<Arch>(phi, kt + c * Cp, n);
+    if (n < Cp)
+      for (index_t c = 0; c < Dk; ++c) std::fill(kt + c * Cp + n, kt + (c + 1) * Cp, 0.f);
+  }
+
+  // Kd^T = K^T * p^(n-1-j): the keys as the state update weighs them (per head: its decay).
+  void decay_k(float* ws, const float* hs, index_t n) const {
+    const float* pw = hs + hs_pw;
+    const float* kt = ws + off_kt;
+    float* kdec = ws + off_kdec;
+    float* kdt = ws + off_kdt;
+    for (index_t j = 0; j < Cp; ++j) kdec[j] = j < n ? pw[n - 1 - j] : 0.f;
+    for (index_t c = 0; c < Dk; ++c) mul_rows<Arch>(kt + c * Cp, kdec, kdt + c * Cp, Cp);
+  }
+
   // Rows Dk.. of [S ; V]: v_j, then 1 (normalization column), then zero padding.
-  void pack_v(float* ws, index_t b, index_t hk, index_t j0, index_t n) const {
-    float* sv = ws + off_sv;
+  void pack_v(float* sv, index_t b, index_t hk, index_t j0, index_t n) const {
     for (index_t j = 0; j < n; ++j) {
       float* row = sv + (Dk + j) * Dvp;
       load_row(v.row(b, j0 + j, hk), row, Dv);
@@ -399,8 +512,8 @@ struct linear_call {
 
   // A = (Qs K^T) * M into columns Dk.. of [Qd | A]; row block i0 computes only keys < i0 + mm
   // (what the output product of that block reads).
-  void scores(float* ws, index_t n) const {
-    const float* ext = ws + off_ext;
+  void scores(float* ws, const float* hs, index_t n) const {
+    const float* ext = hs + hs_ext;
     float* qa = ws + off_qa;
     linear_gemm_lower<Arch>(n, Dk, ws + off_qs, Dk, ws + off_kt, Cp, qa + Dk, ldqa);
     for (index_t i = 0; i < n; ++i) {
@@ -415,15 +528,26 @@ struct linear_call {
     }
   }
 
-  // O_c = [Qd | A] [S ; V_c] (inner dimension Dk + keys < i0 + mm) or, non-causal, Q S.
-  void output(float* ws, index_t n, bool intra) const {
-    if (intra) linear_gemm<Arch, false, true>(n, Dvp, Dk, ws + off_qa, ldqa, ws + off_sv, Dvp, ws + off_ob, Dvp, 0.f);
-    else linear_gemm<Arch, false, false>(n, Dvp, Dk, ws + off_qa, ldqa, ws + off_sv, Dvp, ws + off_ob, Dvp, 0.f);
+  // O_c = [Qd | A] [S ; V_c] (inner dimension Dk + keys < i0 + mm) or, non-causal, Q S, into
+  // dst rows (ldc apart): the caller's output rows when no epilogue is needed, else scratch.
+  void output(float* ws, const float* sv, index_t n, bool intra, float* dst, index_t ldc) const {
+    if (intra) linear_gemm<Arch, false, true>(n, Dvp, Dk, ws + off_qa, ldqa, sv, Dvp, dst, ldc, 0.f);
+    else linear_gemm<Arch, false, false>(n, Dvp, Dk, ws + off_qa, ldqa, sv, Dvp, dst, ldc, 0.f);
+  }
+  // Without normalization and with Dv a multiple of the vector width the product's rows are the
+  // output rows: written in place, no scratch round trip.
+  bool direct_out() const noexcept { return !normalize && Dv == Dvp; }
+  void output_rows(float* ws, const float* sv, index_t b, index_t h, index_t t0, index_t n, bool intra) const {
+    if (direct_out()) {
+      output(ws, sv, n, intra, o.row(b, t0, h), o.strides[1]);
+    } else {
+      output(ws, sv, n, intra, ws + off_ob, Dvp);
+      epilogue(ws, b, h, t0, n);
+    }
   }
 
   // S = beta * S + A^T V_c with A^T the packed [Dk x Cp] (Kd^T or K^T), beta = p^n (or 1).
-  void update_state(float* ws, index_t n, const float* at, float beta) const {
-    float* sv = ws + off_sv;
+  void update_state(float* sv, index_t n, const float* at, float beta) const {
     linear_gemm<Arch, true, false>(Dk, Dvp, n, at, Cp, sv + Dk * Dvp, Dvp, sv, Dvp, beta);
   }
 
@@ -443,38 +567,52 @@ struct linear_call {
     for (index_t i = 0; i < n; ++i) emit_row(ob + i * Dvp, o.row(b, t0 + i, h));
   }
 
-  void chunked_task(float* ws, index_t b, index_t h, float lambda) const {
-    const index_t hk = h / g;
-    float* sv = ws + off_sv;
-    powers(ws, causal ? lambda : 1.f);
-    load_state(sv, b, h);
+  float lambda_of(index_t h) const noexcept { return decays.empty() ? 1.f : decays[h]; }
+
+  // Heads [h0, h1) of batch b, chunk by chunk (see plan()).
+  void chunked_task(float* ws, index_t b, index_t h0, index_t h1) const {
+    auto slot = [&](index_t h) { return ws + off_head + (h - h0) * head_floats; };
+    for (index_t h = h0; h < h1; ++h) {
+      powers(slot(h), causal ? lambda_of(h) : 1.f);
+      load_state(slot(h), b, h);
+    }
     if (causal) {
-      const float pn_full = (ws + off_pw)[C];
       for (index_t t0 = 0; t0 < d.sq; t0 += C) {
         const index_t n = std::min(C, d.sq - t0);
-        pack_q(ws, b, h, t0, n, true);
-        pack_k(ws, b, hk, t0, n, true);
-        pack_v(ws, b, hk, t0, n);
-        scores(ws, n);
-        output(ws, n, true);
-        epilogue(ws, b, h, t0, n);
-        update_state(ws, n, ws + off_kdt, n == C ? pn_full : (ws + off_pw)[n]);
+        index_t packed = -1;  // KV head whose K^T is in scratch
+        for (index_t h = h0; h < h1; ++h) {
+          float* hs = slot(h);
+          const index_t hk = h / g;
+          if (hk != packed) pack_k(ws, b, hk, t0, n), packed = hk;
+          pack_q(ws, hs, b, h, t0, n, true);
+          decay_k(ws, hs, n);
+          pack_v(hs, b, hk, t0, n);
+          scores(ws, hs, n);
+          output_rows(ws, hs, b, h, t0, n, true);
+          update_state(hs, n, ws + off_kdt, (hs + hs_pw)[n]);
+        }
       }
     } else {
       for (index_t j0 = 0; j0 < d.sk; j0 += C) {
         const index_t n = std::min(C, d.sk - j0);
-        pack_k(ws, b, hk, j0, n, false);
-        pack_v(ws, b, hk, j0, n);
-        update_state(ws, n, ws + off_kt, 1.f);
+        index_t packed = -1;
+        for (index_t h = h0; h < h1; ++h) {
+          float* hs = slot(h);
+          const index_t hk = h / g;
+          if (hk != packed) pack_k(ws, b, hk, j0, n), packed = hk;
+          pack_v(hs, b, hk, j0, n);
+          update_state(hs, n, ws + off_kt, 1.f);
+        }
       }
       for (index_t i0 = 0; i0 < d.sq; i0 += C) {
         const index_t n = std::min(C, d.sq - i0);
-        pack_q(ws, b, h, i0, n, false);
-        output(ws, n, false);
-        epilogue(ws, b, h, i0, n);
+        for (index_t h = h0; h < h1; ++h) {
+          pack_q(ws, slot(h), b, h, i0, n, false);
+          output_rows(ws, slot(h), b, h, i0, n, false);
+        }
       }
     }
-    store_state(sv, b, h);
+    for (index_t h = h0; h < h1; ++h) store_state(slot(h), b, h);
   }
 
   // ---- recurrent path (decode) ----------------------------------------------------------------
@@ -559,10 +697,14 @@ struct linear_call {
     }
   }
 
-  void task(float* ws, index_t b, index_t h) const {
-    const float lambda = decays.empty() ? 1.f : decays[h];
-    if (step) step_task(ws, b, h, lambda);
-    else chunked_task(ws, b, h, lambda);
+  /// Task t of n_tasks(): batch t / n_groups, heads [h0, h0 + group) clipped to Hq.
+  index_t n_tasks() const noexcept { return d.batch * n_groups; }
+  void task(float* ws, index_t t) const {
+    const index_t b = t / n_groups, h0 = (t % n_groups) * group, h1 = std::min(d.hq, h0 + group);
+    if (step)
+      for (index_t h = h0; h < h1; ++h) step_task(ws, b, h, lambda_of(h));
+    else
+      chunked_task(ws, b, h0, h1);
   }
 };
 
@@ -636,7 +778,7 @@ void run_linear(const char* fn, tensor_view<TQ> q, tensor_view<TK> k, tensor_vie
                                           .eps = norm ? a.normalize->eps : 1e-6f,
                                           .decays = dec ? dec->lambda : std::span<const float>{},
                                           .st = s};
-  call.plan(a.tiling);
+  call.plan(a.tiling, a.exec.concurrency());
   const scratch_source src{a.ws ? &*a.ws : nullptr, call.total, a.exec.concurrency()};
   src.check(fn);
   // A decode step of a few small heads is cheaper than waking the executor's threads: below about
@@ -644,10 +786,10 @@ void run_linear(const char* fn, tensor_view<TQ> q, tensor_view<TK> k, tensor_vie
   // tasks, so the results are the same bits either way).
   const index_t work = d.batch * d.hq * (std::max(d.sq, d.sk) + 1) * d.dk * d.dv;
   if (work < (index_t(1) << 16)) {
-    for (index_t t = 0; t < d.batch * d.hq; ++t) call.task(src.get(0), t / d.hq, t % d.hq);
+    for (index_t t = 0; t < call.n_tasks(); ++t) call.task(src.get(0), t);
     return;
   }
-  a.exec.parallel_for(d.batch * d.hq, [&](index_t t, int w) { call.task(src.get(w), t / d.hq, t % d.hq); });
+  a.exec.parallel_for(call.n_tasks(), [&](index_t t, int w) { call.task(src.get(w), t); });
 }
 
 }  // namespace detail

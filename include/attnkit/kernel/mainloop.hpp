@@ -53,12 +53,17 @@ struct attention_call {
   const Args& a;
   problem_dims d;
   float scale;
-  index_t g, bq, n_qb, block_kv, rows_p;
   bool dense;
+  index_t g = 0, bq = 0, n_qb = 0, block_kv = 0, rows_p = 0;
   index_t n_split = 1, split_len = 0;  // split-KV for decode shapes (flash only)
 
   // Scratch layout (floats, per worker).
-  index_t off_qt, off_ot, off_st, off_kc, off_vc, off_state, off_alpha, off_fac, total;
+  index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_state = 0, off_alpha = 0, off_fac = 0,
+          total = 0;
+
+  attention_call(tensor_view<TQ> q_, tensor_view<TK> k_, tensor_view<TV> v_, tensor_view<float> o_, const Args& a_,
+                 const problem_dims& d_, float scale_, bool dense_)
+      : q(q_), k(k_), v(v_), o(o_), a(a_), d(d_), scale(scale_), dense(dense_) {}
 
   void plan(const tiling& t) {
     g = d.hq / d.hkv;
@@ -326,8 +331,8 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
       if (range_of(outs[x].p, outs[x].n).overlaps(range_of(outs[y].p, outs[y].n)))
         fail(fn, "outputs: expected lse_out, probs_out and key_mass_out to be disjoint, got overlapping buffers");
 
-  attention_call<Arch, TQ, TK, TV, A> call{q, k, v, o, a, d, a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk)),
-                                           0, 0, 0, 0, 0, kind == kernel_kind::dense};
+  attention_call<Arch, TQ, TK, TV, A> call(q, k, v, o, a, d, a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk)),
+                                           kind == kernel_kind::dense);
   call.plan(a.tiles ? *a.tiles : t);
   return f(call);
 }
