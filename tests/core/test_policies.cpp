@@ -23,12 +23,18 @@ void expect_sound(const M& m, index_t sq, index_t sk, index_t offset, bool expec
           for (index_t i = i0; i < i1; ++i)
             for (index_t j = j0; j < j1; ++j) kept += m.keep(c, i, j);
           const tile_class t = m.classify(c, i0, i1, j0, j1);
-          if (t == tile_class::empty) ASSERT_EQ(kept, 0) << i0 << " " << i1 << " " << j0 << " " << j1;
-          if (t == tile_class::full) ASSERT_EQ(kept, (i1 - i0) * (j1 - j0)) << i0 << " " << i1 << " " << j0 << " " << j1;
+          if (t == tile_class::empty) {
+            ASSERT_EQ(kept, 0) << i0 << " " << i1 << " " << j0 << " " << j1;
+          }
+          if (t == tile_class::full) {
+            ASSERT_EQ(kept, (i1 - i0) * (j1 - j0)) << i0 << " " << i1 << " " << j0 << " " << j1;
+          }
           saw_full |= t == tile_class::full;
           saw_empty |= t == tile_class::empty;
         }
-  if (expect_some_full) EXPECT_TRUE(saw_full);
+  if (expect_some_full) {
+    EXPECT_TRUE(saw_full);
+  }
   (void)saw_empty;
 }
 

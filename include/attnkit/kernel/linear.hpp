@@ -30,8 +30,9 @@
 /// Normalization appends a column of ones to V and z as the matching column of S, so the
 /// denominator phi(q_t) . z_t comes out of the same products.
 ///
-/// Parallelism: one task per (batch, query head), chunks in order inside it; tasks are
-/// independent and deterministic, so results are bitwise identical for any executor.
+/// Parallelism: one task per (batch, query head) -- per (batch, up to 4 query heads sharing a KV
+/// head) under GQA, so each chunk's K^T is packed once for them -- chunks in order inside it;
+/// tasks are independent and deterministic, so results are bitwise identical for any executor.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -360,7 +361,7 @@ struct linear_call {
   std::span<const float> decays;  ///< empty: lambda = 1 for every head
   linear_state st{};
 
-  index_t g = 1, C = 64, Cp = 64, Dk = 0, Dv = 0, Dva = 0, Dvp = 0, ldqa = 0;
+  index_t g = 1, C = 64, Cp = 64, Dk = 0, Dv = 0, Dva = 0, Dvp = 0, ldsv = 0, ldqa = 0;
   bool step = false;
   index_t group = 1, n_groups = 1;  ///< heads per task (same batch), tasks per batch
   // Scratch layout (floats, per worker): shared chunk buffers, then `group` head slots of
@@ -370,25 +371,32 @@ struct linear_call {
   index_t off_qv = 0, off_kv = 0, off_vv = 0, off_acc = 0, off_ss = 0, off_zs = 0;
   index_t total = 0;
 
-  // Tasks: (batch, a run of `group` consecutive query heads). A task walks the sequence chunk by
-  // chunk and, per chunk, head by head, each head with its own state slot: the rows it reads at
-  // a time are then neighbours in memory (one token's heads), not a head stride apart, which
-  // saves most of the TLB and DRAM-page misses of walking one head through the whole sequence.
-  // The grouping only changes the order in which heads are visited (each head's arithmetic is
-  // the same), so results are bitwise identical whatever the group size and thread count.
-  // Heads per task: enough tasks to feed every worker, at most 4 slots (L2-sized scratch).
-  void plan(const linear_tiling& t, int workers) {
+  // Tasks: (batch, a run of `group` consecutive query heads of one GQA group). A task walks the
+  // sequence chunk by chunk and, per chunk, head by head, each head with its own state slot, so
+  // the chunk's K^T is packed once for the heads that share it. group is the largest divisor of
+  // Hq / Hkv up to 4 (1 for multi-head attention: the most tasks for dynamic scheduling). The
+  // grouping only changes the order in which heads are visited, never a head's arithmetic.
+  void plan(const linear_tiling& t) {
     g = d.hq / d.hkv;
     Dk = d.dk, Dv = d.dv;
     Dva = Dv + (normalize ? 1 : 0);  // normalization: V gets a column of ones, S the column z
     Dvp = align_up(Dva, W);
+    // Row stride of [S ; V] and of the output scratch: a multiple of 256 bytes (e.g. Dv = 128)
+    // would put the output product's B panel (kdim rows x 4 vectors) into a quarter of L1's sets
+    // and evict it by conflict; one extra vector spreads the rows over all sets.
+    ldsv = Dvp * index_t(sizeof(float)) % 256 == 0 ? Dvp + W : Dvp;
     C = std::max<index_t>(1, t.chunk);
     Cp = align_up(C, W);
     ldqa = Dk + Cp;
     step = causal && d.sq <= t.step_max;
-    const index_t per_batch = std::max<index_t>(1, (index_t(workers) + d.batch - 1) / std::max<index_t>(d.batch, 1));
-    group = step ? 1 : std::clamp<index_t>((d.hq + per_batch - 1) / per_batch, 1, 4);
-    n_groups = (d.hq + group - 1) / group;
+    group = 1;
+    if (!step)
+      for (index_t x = std::min<index_t>(g, 4); x > 1; --x)
+        if (g % x == 0) {
+          group = x;
+          break;
+        }
+    n_groups = d.hq / group;
     index_t at = 0;
     auto take = [&](index_t n) { const index_t x = at; at += align_up(n, scratch_align); return x; };
     if (step) {
@@ -404,9 +412,9 @@ struct linear_call {
       off_kr = take(std::is_same_v<std::remove_cv_t<TK>, float> ? 0 : C * Dk);
       off_kt = take(Dk * Cp);
       off_kdt = take(causal ? Dk * Cp : 0);
-      off_ob = take(C * Dvp);
+      off_ob = take(C * ldsv);
       off_kdec = take(Cp);
-      hs_pw = align_up((Dk + C) * Dvp, scratch_align);
+      hs_pw = align_up((Dk + C) * ldsv, scratch_align);
       hs_ext = hs_pw + align_up(C + 1, scratch_align);
       head_floats = hs_ext + align_up(2 * Cp + W, scratch_align);
       off_head = take(group * head_floats);
@@ -438,7 +446,7 @@ struct linear_call {
     const float* s_in = st.in ? st.in + state_off(b, h) : nullptr;
     const float* z_in = st.z_in ? st.z_in + z_off(b, h) : nullptr;
     for (index_t c = 0; c < Dk; ++c) {
-      float* row = sv + c * Dvp;
+      float* row = sv + c * ldsv;
       if (s_in) std::memcpy(row, s_in + c * Dv, sizeof(float) * std::size_t(Dv));
       else std::fill(row, row + Dv, 0.f);
       if (normalize) row[Dv] = z_in ? z_in[c] : 0.f;
@@ -448,9 +456,9 @@ struct linear_call {
 
   void store_state(const float* sv, index_t b, index_t h) const {
     if (st.out)
-      for (index_t c = 0; c < Dk; ++c) std::memcpy(st.out + state_off(b, h) + c * Dv, sv + c * Dvp, sizeof(float) * std::size_t(Dv));
+      for (index_t c = 0; c < Dk; ++c) std::memcpy(st.out + state_off(b, h) + c * Dv, sv + c * ldsv, sizeof(float) * std::size_t(Dv));
     if (st.z_out)
-      for (index_t c = 0; c < Dk; ++c) st.z_out[z_off(b, h) + c] = sv[c * Dvp + Dv];
+      for (index_t c = 0; c < Dk; ++c) st.z_out[z_off(b, h) + c] = sv[c * ldsv + Dv];
   }
 
   // Qs rows = scale * phi(q) (for the scores) and the first Dk columns of [Qd | A] = Qs * p^(i+1).
@@ -503,7 +511,7 @@ struct linear_call {
   // Rows Dk.. of [S ; V]: v_j, then 1 (normalization column), then zero padding.
   void pack_v(float* sv, index_t b, index_t hk, index_t j0, index_t n) const {
     for (index_t j = 0; j < n; ++j) {
-      float* row = sv + (Dk + j) * Dvp;
+      float* row = sv + (Dk + j) * ldsv;
       load_row(v.row(b, j0 + j, hk), row, Dv);
       if (normalize) row[Dv] = 1.f;
       std::fill(row + Dva, row + Dvp, 0.f);
@@ -531,8 +539,8 @@ struct linear_call {
   // O_c = [Qd | A] [S ; V_c] (inner dimension Dk + keys < i0 + mm) or, non-causal, Q S, into
   // dst rows (ldc apart): the caller's output rows when no epilogue is needed, else scratch.
   void output(float* ws, const float* sv, index_t n, bool intra, float* dst, index_t ldc) const {
-    if (intra) linear_gemm<Arch, false, true>(n, Dvp, Dk, ws + off_qa, ldqa, sv, Dvp, dst, ldc, 0.f);
-    else linear_gemm<Arch, false, false>(n, Dvp, Dk, ws + off_qa, ldqa, sv, Dvp, dst, ldc, 0.f);
+    if (intra) linear_gemm<Arch, false, true>(n, Dvp, Dk, ws + off_qa, ldqa, sv, ldsv, dst, ldc, 0.f);
+    else linear_gemm<Arch, false, false>(n, Dvp, Dk, ws + off_qa, ldqa, sv, ldsv, dst, ldc, 0.f);
   }
   // Without normalization and with Dv a multiple of the vector width the product's rows are the
   // output rows: written in place, no scratch round trip.
@@ -541,14 +549,14 @@ struct linear_call {
     if (direct_out()) {
       output(ws, sv, n, intra, o.row(b, t0, h), o.strides[1]);
     } else {
-      output(ws, sv, n, intra, ws + off_ob, Dvp);
+      output(ws, sv, n, intra, ws + off_ob, ldsv);
       epilogue(ws, b, h, t0, n);
     }
   }
 
   // S = beta * S + A^T V_c with A^T the packed [Dk x Cp] (Kd^T or K^T), beta = p^n (or 1).
   void update_state(float* sv, index_t n, const float* at, float beta) const {
-    linear_gemm<Arch, true, false>(Dk, Dvp, n, at, Cp, sv + Dk * Dvp, Dvp, sv, Dvp, beta);
+    linear_gemm<Arch, true, false>(Dk, Dvp, n, at, Cp, sv + Dk * ldsv, ldsv, sv, ldsv, beta);
   }
 
   void emit_row(const float* src, float* dst) const {
@@ -564,7 +572,7 @@ struct linear_call {
 
   void epilogue(float* ws, index_t b, index_t h, index_t t0, index_t n) const {
     const float* ob = ws + off_ob;
-    for (index_t i = 0; i < n; ++i) emit_row(ob + i * Dvp, o.row(b, t0 + i, h));
+    for (index_t i = 0; i < n; ++i) emit_row(ob + i * ldsv, o.row(b, t0 + i, h));
   }
 
   float lambda_of(index_t h) const noexcept { return decays.empty() ? 1.f : decays[h]; }
@@ -697,10 +705,10 @@ struct linear_call {
     }
   }
 
-  /// Task t of n_tasks(): batch t / n_groups, heads [h0, h0 + group) clipped to Hq.
+  /// Task t of n_tasks(): batch t / n_groups, query heads [h0, h0 + group).
   index_t n_tasks() const noexcept { return d.batch * n_groups; }
   void task(float* ws, index_t t) const {
-    const index_t b = t / n_groups, h0 = (t % n_groups) * group, h1 = std::min(d.hq, h0 + group);
+    const index_t b = t / n_groups, h0 = (t % n_groups) * group, h1 = h0 + group;
     if (step)
       for (index_t h = h0; h < h1; ++h) step_task(ws, b, h, lambda_of(h));
     else
@@ -778,7 +786,7 @@ void run_linear(const char* fn, tensor_view<TQ> q, tensor_view<TK> k, tensor_vie
                                           .eps = norm ? a.normalize->eps : 1e-6f,
                                           .decays = dec ? dec->lambda : std::span<const float>{},
                                           .st = s};
-  call.plan(a.tiling, a.exec.concurrency());
+  call.plan(a.tiling);
   const scratch_source src{a.ws ? &*a.ws : nullptr, call.total, a.exec.concurrency()};
   src.check(fn);
   // A decode step of a few small heads is cheaper than waking the executor's threads: below about

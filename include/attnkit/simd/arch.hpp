@@ -118,6 +118,7 @@ struct vec_xsimd {
 template <xsimd_arch Arch>
 struct vec<Arch> : vec_xsimd<Arch> {};
 
+#if XSIMD_WITH_AVX512F
 /// AVX-512: the same exp with the 2^n scaling done by vscalefps, which also produces exact 0 and
 /// inf at the ends of the range (no selects), so the clamp only has to keep x finite.
 template <avx512_arch Arch>
@@ -141,6 +142,7 @@ struct vec<Arch> : vec_xsimd<Arch> {
     return _mm512_scalef_ps(p, n);
   }
 };
+#endif
 
 }  // namespace simd
 }  // namespace attnkit
