@@ -354,20 +354,30 @@ TEST(Lightning, BitwiseIdenticalAcrossExecutors) {
   EXPECT_EQ(a.o, d.o);
 }
 
+// A workspace of exactly linear_workspace_size bytes is used instead of thread-local scratch
+// (same bits); one byte less is rejected before anything is written.
 TEST(Lightning, CallerWorkspace) {
   ATTNKIT_REQUIRE_ARCH();
-  const shape s = mk(1, 100, 2, 2, 16, 16);
+  const shape s = mk(2, 100, 4, 2, 16, 24);
   problem<float> p(s);
-  const auto dec = lightning_decays(2);
-  output a(s), b(s), c(s);
-  lightning_attention<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), a.view, dec, serial{});
-  std::vector<std::byte> ws(1 << 20);
-  lightning_attention<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), b.view, dec, serial{}, workspace{ws});
-  EXPECT_EQ(a.o, b.o);
-  std::vector<std::byte> tiny(64);
-  EXPECT_THROW(lightning_attention<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), c.view, dec, serial{},
-                                         workspace{tiny}),
-               attnkit::invalid_argument);
+  const auto dec = lightning_decays(4);
+  for (bool norm : {false, true}) {
+    output a(s), b(s), c(s);
+    auto run = [&](tensor_view<float> o, auto... extra) {
+      if (norm) lightning_attention<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), o, dec, linear_normalize{}, extra...);
+      else lightning_attention<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), o, dec, extra...);
+    };
+    run(a.view, openmp{2});
+    const index_t bytes = norm ? linear_workspace_size<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), b.view, 2,
+                                                             linear_normalize{})
+                               : linear_workspace_size<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), b.view, 2);
+    std::vector<std::byte> ws(static_cast<std::size_t>(bytes));
+    run(b.view, openmp{2}, workspace{ws});
+    EXPECT_EQ(a.o, b.o);
+    std::span<std::byte> short_ws(ws.data(), ws.size() - 1);
+    EXPECT_THROW(run(c.view, openmp{2}, workspace{short_ws}), attnkit::invalid_argument);
+    for (float x : c.o) ASSERT_EQ(x, 1234.5f);
+  }
 }
 
 // ---- decay helpers ------------------------------------------------------------------------------

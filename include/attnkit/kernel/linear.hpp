@@ -170,23 +170,23 @@ ATTNKIT_INLINE void linear_tile(const float* ATTNKIT_RESTRICT a, index_t lda, co
   using R = typename V::reg;
   constexpr int W = V::width;
   R acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int u = 0; u < NV; ++u) acc[i][u] = V::zero();
+  ATTNKIT_UNROLL for (int i = 0; i < MR; ++i)
+    ATTNKIT_UNROLL for (int u = 0; u < NV; ++u) acc[i][u] = V::zero();
   for (index_t p = 0; p < kdim; ++p) {
     R bv[NV];
-    for (int u = 0; u < NV; ++u) bv[u] = V::load(b + p * ldb + u * W);
-    for (int i = 0; i < MR; ++i) {
+    ATTNKIT_UNROLL for (int u = 0; u < NV; ++u) bv[u] = V::load(b + p * ldb + u * W);
+    ATTNKIT_UNROLL for (int i = 0; i < MR; ++i) {
       const R x = V::set1(a[i * lda + p]);
-      for (int u = 0; u < NV; ++u) acc[i][u] = V::fma(x, bv[u], acc[i][u]);
+      ATTNKIT_UNROLL for (int u = 0; u < NV; ++u) acc[i][u] = V::fma(x, bv[u], acc[i][u]);
     }
   }
   if constexpr (ScaleAdd) {
     const R bt = V::set1(beta);
-    for (int i = 0; i < MR; ++i)
-      for (int u = 0; u < NV; ++u) V::store(c + i * ldc + u * W, V::fma(V::load(c + i * ldc + u * W), bt, acc[i][u]));
+    ATTNKIT_UNROLL for (int i = 0; i < MR; ++i)
+      ATTNKIT_UNROLL for (int u = 0; u < NV; ++u) V::store(c + i * ldc + u * W, V::fma(V::load(c + i * ldc + u * W), bt, acc[i][u]));
   } else {
-    for (int i = 0; i < MR; ++i)
-      for (int u = 0; u < NV; ++u) V::store(c + i * ldc + u * W, acc[i][u]);
+    ATTNKIT_UNROLL for (int i = 0; i < MR; ++i)
+      ATTNKIT_UNROLL for (int u = 0; u < NV; ++u) V::store(c + i * ldc + u * W, acc[i][u]);
   }
 }
 
@@ -631,19 +631,19 @@ struct linear_call {
   ATTNKIT_INLINE void step_cols(index_t e0, float* S, const float* src, float lambda, const float* kv, const float* vv,
                                 const float* qv, float* acc) const noexcept {
     R vr[NB], ac[NB];
-    for (int u = 0; u < NB; ++u) vr[u] = V::load(vv + e0 + u * W), ac[u] = V::zero();
+    ATTNKIT_UNROLL for (int u = 0; u < NB; ++u) vr[u] = V::load(vv + e0 + u * W), ac[u] = V::zero();
     const R lam = V::set1(lambda);
     for (index_t c = 0; c < Dk; ++c) {
       const R kc = V::set1(kv[c]), qc = V::set1(qv[c]);
       float* srow = S + c * Dv + e0;
-      for (int u = 0; u < NB; ++u) {
+      ATTNKIT_UNROLL for (int u = 0; u < NB; ++u) {
         R s = kc * vr[u];
         if constexpr (HasSrc) s = V::fma(lam, V::load(src + c * Dv + e0 + u * W), s);
         V::store(srow + u * W, s);
         ac[u] = V::fma(qc, s, ac[u]);
       }
     }
-    for (int u = 0; u < NB; ++u) V::store(acc + e0 + u * W, ac[u]);
+    ATTNKIT_UNROLL for (int u = 0; u < NB; ++u) V::store(acc + e0 + u * W, ac[u]);
   }
 
   template <bool HasSrc>
@@ -844,6 +844,30 @@ void linear_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, t
                       Args&&... args) {
   const auto a = detail::resolve_linear_args<false>(std::forward<Args>(args)...);
   detail::run_linear<Arch>("linear_attention", q, k, v, out, phi, a.causal, a.decays, a);
+}
+
+/// Bytes of `workspace` that lightning_attention (Lightning = true) or linear_attention with the
+/// same views, executor concurrency `workers` and trailing options needs so that it allocates
+/// nothing; pass the same linear_state / linear_normalize / linear_tiling / causal{} options as
+/// the call (the decay and the feature map do not matter).
+template <class Arch = default_arch, bool Lightning = true, class TQ, class TK, class TV, class... Args>
+index_t linear_workspace_size(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
+                              int workers, Args&&... args) {
+  const auto a = detail::resolve_linear_args<false>(std::forward<Args>(args)...);
+  if (k.heads() < 1 || q.heads() % k.heads() != 0)
+    detail::fail("linear_workspace_size", "q: expected heads divisible by k's heads (", k.heads(), "), got ", q.heads());
+  detail::linear_call<Arch, TQ, TK, TV, identity_features> call{
+      .q = q,
+      .k = k,
+      .v = v,
+      .o = out,
+      .phi = {},
+      .d = {q.batch(), q.seq(), k.seq(), q.heads(), k.heads(), q.dim(), v.dim(), 0},
+      .causal = Lightning || a.causal,
+      .normalize = a.normalize.has_value(),
+      .st = a.state};
+  call.plan(a.tiling);
+  return detail::scratch_source::bytes_needed(call.total, std::max(workers, 1), 0);
 }
 
 }  // namespace attnkit
