@@ -30,6 +30,11 @@
 /// Normalization appends a column of ones to V and z as the matching column of S, so the
 /// denominator phi(q_t) . z_t comes out of the same products.
 ///
+/// Calls with Sq <= linear_tiling::step_max (decode) skip the chunking and run the recurrence
+/// token by token, in the caller's state buffer, with the accumulators in registers.
+/// Scratch is per worker (thread-local, or the caller's `workspace`, see linear_workspace_size):
+/// nothing is allocated in the hot loop.
+///
 /// Parallelism: one task per (batch, query head) -- per (batch, up to 4 query heads sharing a KV
 /// head) under GQA, so each chunk's K^T is packed once for them -- chunks in order inside it;
 /// tasks are independent and deterministic, so results are bitwise identical for any executor.
@@ -822,8 +827,9 @@ void lightning_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v
                            a);
 }
 
-/// One recurrent decode step: lightning_attention with Sq = 1, continuing `state` in place
-/// (S [B,Hq,Dk,Dv], and z [B,Hq,Dk] when normalizing). O(Dk * Dv) per head.
+/// One recurrent decode step: lightning_attention with Sq = 1, continuing `state` (S [B,Hq,Dk,Dv]
+/// fp32) in place; O(Dk * Dv) per head. Without normalization (a normalized decode passes
+/// linear_state{S, S, z, z} and linear_normalize to lightning_attention itself).
 template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
 void lightning_step(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out, decay lambda,
                     float* state, Args&&... args) {
