@@ -30,6 +30,17 @@ void expect_sound(const M& m, index_t sq, index_t sk, index_t offset, bool expec
             ASSERT_EQ(kept, (i1 - i0) * (j1 - j0)) << i0 << " " << i1 << " " << j0 << " " << j1;
           }
           saw_full |= t == tile_class::full;
+          // Spans must hold every kept key of the query block [i0, i1).
+          if (j0 == 0 && j1 == sk) {
+            const key_spans sp = spans_of(m, c, i0, i1, sk);
+            for (index_t i = i0; i < i1; ++i)
+              for (index_t j = 0; j < sk; ++j) {
+                if (!m.keep(c, i, j)) continue;
+                bool inside = false;
+                for (int t = 0; t < sp.n; ++t) inside |= sp.lo[t] <= j && j < sp.hi[t];
+                ASSERT_TRUE(inside) << "key " << j << " of query " << i << " outside the spans";
+              }
+          }
           saw_empty |= t == tile_class::empty;
         }
   if (expect_some_full) {
@@ -57,6 +68,41 @@ TEST(Masks, ClassificationIsSound) {
   expect_sound(document{ids} & causal{}, 12, 12, 0, true);
   expect_sound(document{ids}, 5, 12, 7, true);
   expect_sound(document{ids}, 12, 12, -4, true);
+}
+
+TEST(Masks, KeySpans) {
+  key_spans a;
+  a.add(10, 20);
+  a.add(0, 4);
+  a.add(18, 30);  // merges with [10, 20)
+  ASSERT_EQ(a.n, 2);
+  EXPECT_EQ(a.lo[0], 0);
+  EXPECT_EQ(a.hi[0], 4);
+  EXPECT_EQ(a.lo[1], 10);
+  EXPECT_EQ(a.hi[1], 30);
+  key_spans b;
+  b.add(2, 12);
+  const key_spans i = a & b;
+  ASSERT_EQ(i.n, 2);
+  EXPECT_EQ(i.lo[0], 2);
+  EXPECT_EQ(i.hi[0], 4);
+  EXPECT_EQ(i.lo[1], 10);
+  EXPECT_EQ(i.hi[1], 12);
+  key_spans many;
+  for (index_t t = 0; t < 6; ++t) many.add(10 * t, 10 * t + 2);  // more than 4: hulls, still covering
+  EXPECT_LE(many.n, 4);
+  for (index_t t = 0; t < 6; ++t) {
+    bool in = false;
+    for (int k = 0; k < many.n; ++k) in |= many.lo[k] <= 10 * t && 10 * t + 2 <= many.hi[k];
+    EXPECT_TRUE(in) << t;
+  }
+  // StreamingLLM: 4 sinks plus a window far from them are two separate spans.
+  const head_ctx c{0, 0, 0};
+  const key_spans s = spans_of(sink_tokens{4} | sliding_window::from_total(64), c, 1000, 1048, 2000);
+  ASSERT_EQ(s.n, 2);
+  EXPECT_EQ(s.hi[0], 4);
+  EXPECT_EQ(s.lo[1], 1000 - 63);
+  EXPECT_EQ(s.hi[1], 1048);
 }
 
 TEST(Masks, CausalSkipsWholeTiles) {

@@ -19,6 +19,9 @@ namespace attnkit {
 ///    element (the mask never silently loses its effect in a tile's interior), and kernels do not
 ///    even instantiate their unmasked path for it;
 ///  - `void validate(const problem_dims&) const`.
+/// Optional: `key_spans spans(const head_ctx&, index_t i0, index_t i1, index_t sk) const`: key
+/// intervals within [0, sk) that hold every key kept by any query in [i0, i1) (sound, like
+/// classify); without it a mask spans all keys.
 template <class M>
 concept mask_policy = requires(const M& m, const head_ctx& c, const problem_dims& d, index_t i) {
   requires M::kind == policy_kind::mask;
@@ -27,5 +30,12 @@ concept mask_policy = requires(const M& m, const head_ctx& c, const problem_dims
   { m.classify(c, i, i, i, i) } -> std::same_as<tile_class>;
   m.validate(d);
 };
+
+/// The key spans of a mask for queries [i0, i1): its own `spans` when it has one, else all keys.
+template <mask_policy M>
+key_spans spans_of(const M& m, const head_ctx& c, index_t i0, index_t i1, index_t sk) {
+  if constexpr (requires { m.spans(c, i0, i1, sk); }) return m.spans(c, i0, i1, sk);
+  else return key_spans::all(sk);
+}
 
 }  // namespace attnkit

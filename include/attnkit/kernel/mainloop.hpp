@@ -153,20 +153,34 @@ struct attention_call {
     for (index_t r = 0; r < rows_p; ++r) state[r] = a.norm.init();
   }
 
-  // The mainloop proper over keys [jb, je), in tiles of block_kv.
+  // Calls f(j0, nk, cls) for every non-empty tile of keys in [jb, je): tiles start at each of the
+  // mask's key spans (union over the group's heads), so keys no query can keep are never visited.
+  // dense keeps its one tile of all keys (its probabilities cover every key).
+  template <class F>
+  void for_each_tile(index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je, F&& f) const {
+    key_spans sp;
+    if (dense) sp = key_spans::all(d.sk);
+    else
+      for (index_t hh = 0; hh < g; ++hh) sp = sp | spans_of(a.mask, ctx(b, hk, hh), q0, q0 + nq, d.sk);
+    for (int t = 0; t < sp.n; ++t)
+      for (index_t j0 = std::max(jb, sp.lo[t]), end = std::min(je, sp.hi[t]); j0 < end; j0 += block_kv) {
+        const index_t nk = std::min(block_kv, end - j0);
+        const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
+        if (cls != tile_class::empty) f(j0, nk, cls);  // empty: K and V of the tile are never touched
+      }
+  }
+
+  // The mainloop proper over keys [jb, je).
   void kv_loop(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je) const {
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
-    for (index_t j0 = jb; j0 < je; j0 += block_kv) {
-      const index_t nk = std::min(block_kv, je - j0);
-      const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
-      if (cls == tile_class::empty) continue;  // K and V of this tile are never touched
+    for_each_tile(b, hk, q0, nq, jb, je, [&](index_t j0, index_t nk, tile_class cls) {
       scores(ws, b, hk, q0, nq, j0, nk, cls);
       a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk);
       index_t ldv;
       const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
       simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
                                    ws + off_alpha);
-    }
+    });
   }
 
   // The normalizer's final factor per row, then O and LSE (and probabilities / key mass).
@@ -244,11 +258,8 @@ struct attention_call {
     const float* fac = ws + off_fac;
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     float* alpha = ws + off_alpha;
-    for (index_t j0 = 0; j0 < d.sk; j0 += block_kv) {
-      const index_t nk = std::min(block_kv, d.sk - j0);
-      const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
-      if (cls == tile_class::empty) continue;
-      if (block_kv < d.sk) {
+    for_each_tile(b, hk, q0, nq, 0, d.sk, [&](index_t j0, index_t nk, tile_class cls) {
+      if (!dense) {
         scores(ws, b, hk, q0, nq, j0, nk, cls);
         a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk);
       }
@@ -260,7 +271,7 @@ struct attention_call {
           dst[jj] += s;
         }
       }
-    }
+    });
   }
 
   index_t partial_floats() const { return n_split > 1 ? d.batch * d.hkv * n_split * part_floats() : 0; }

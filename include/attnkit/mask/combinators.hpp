@@ -21,6 +21,9 @@ struct mask_and {
     if (y == tile_class::empty) return y;
     return (x == tile_class::full && y == tile_class::full) ? tile_class::full : tile_class::partial;
   }
+  key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const {
+    return spans_of(a, c, i0, i1, sk) & spans_of(b, c, i0, i1, sk);
+  }
   void validate(const problem_dims& d) const { a.validate(d); b.validate(d); }
 };
 
@@ -37,6 +40,9 @@ struct mask_or {
     const tile_class y = b.classify(c, i0, i1, j0, j1);
     if (y == tile_class::full) return y;
     return (x == tile_class::empty && y == tile_class::empty) ? tile_class::empty : tile_class::partial;
+  }
+  key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const {
+    return spans_of(a, c, i0, i1, sk) | spans_of(b, c, i0, i1, sk);
   }
   void validate(const problem_dims& d) const { a.validate(d); b.validate(d); }
 };

@@ -16,6 +16,11 @@ struct sink_tokens {
     if (j1 <= n) return tile_class::full;
     return tile_class::partial;
   }
+  key_spans spans(const head_ctx&, index_t, index_t, index_t sk) const noexcept {
+    key_spans r;
+    r.add(0, n < sk ? n : sk);
+    return r;
+  }
   void validate(const problem_dims&) const {
     if (n < 0) detail::fail("sink_tokens", "n: expected >= 0, got ", n);
   }

@@ -6,6 +6,8 @@
 /// own position). Models that say "window of W tokens" (Mistral's sliding_window = 4096, Gemma)
 /// mean W keys including the current one: use `sliding_window::from_total(W)` == {W - 1, 0}.
 /// FlashAttention's window_size = (left, right) has the same meaning as {left, right} here.
+#include <algorithm>
+
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
 
@@ -32,6 +34,13 @@ struct sliding_window {
     if ((right >= 0 && j0 > p1 + right) || (left >= 0 && j1 - 1 < p0 - left)) return tile_class::empty;
     if ((right < 0 || j1 - 1 <= p0 + right) && (left < 0 || j0 >= p1 - left)) return tile_class::full;
     return tile_class::partial;
+  }
+  key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const noexcept {
+    const index_t a = left < 0 ? 0 : std::max<index_t>(0, c.pos(i0) - left);
+    const index_t b = right < 0 ? sk : std::min(sk, c.pos(i1 - 1) + right + 1);
+    key_spans r;
+    r.add(a, b);
+    return r;
   }
   void validate(const problem_dims&) const {
     if (left < -1) detail::fail("sliding_window", "left: expected >= -1 (-1 = unbounded), got ", left);
