@@ -35,9 +35,10 @@
 /// Scratch is per worker (thread-local, or the caller's `workspace`, see linear_workspace_size):
 /// nothing is allocated in the hot loop.
 ///
-/// Parallelism: one task per (batch, query head) -- per (batch, up to 4 query heads sharing a KV
-/// head) under GQA, so each chunk's K^T is packed once for them -- chunks in order inside it;
-/// tasks are independent and deterministic, so results are bitwise identical for any executor.
+/// Parallelism: tasks over (batch, runs of up to 4 query heads), chunks in order inside a task
+/// and heads in order inside a chunk (see linear_call::plan); tasks are independent and
+/// deterministic and a head's arithmetic does not depend on the grouping, so results are
+/// bitwise identical for any executor and thread count.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -376,12 +377,16 @@ struct linear_call {
   index_t off_qv = 0, off_kv = 0, off_vv = 0, off_acc = 0, off_ss = 0, off_zs = 0;
   index_t total = 0;
 
-  // Tasks: (batch, a run of `group` consecutive query heads of one GQA group). A task walks the
-  // sequence chunk by chunk and, per chunk, head by head, each head with its own state slot, so
-  // the chunk's K^T is packed once for the heads that share it. group is the largest divisor of
-  // Hq / Hkv up to 4 (1 for multi-head attention: the most tasks for dynamic scheduling). The
-  // grouping only changes the order in which heads are visited, never a head's arithmetic.
-  void plan(const linear_tiling& t) {
+  // Tasks: (batch, a run of `group` consecutive query heads). A task walks the sequence chunk by
+  // chunk and, per chunk, head by head, each head with its own state slot: the rows it streams
+  // are then one token's neighbouring heads (2 KB runs for 4 heads of d = 128) instead of lone
+  // 512-byte rows a head stride apart, and a chunk's K^T is packed once for the heads that share
+  // it (GQA). Measured with 2 threads at d = 128, H = 8: 10-13% faster, and the time per token
+  // grows 8% instead of 19% from N = 1k to 64k (DRAM, TLB). group: as many heads as keeps every
+  // worker busy, at most 4 (4 state slots of (Dk + C) x Dv floats stay in L2), whole GQA groups
+  // when they fit. The grouping only changes the order in which heads are visited, never a
+  // head's arithmetic, so the results are the same bits for any group size and thread count.
+  void plan(const linear_tiling& t, int workers) {
     g = d.hq / d.hkv;
     Dk = d.dk, Dv = d.dv;
     Dva = Dv + (normalize ? 1 : 0);  // normalization: V gets a column of ones, S the column z
@@ -394,14 +399,10 @@ struct linear_call {
     Cp = align_up(C, W);
     ldqa = Dk + Cp;
     step = causal && d.sq <= t.step_max;
-    group = 1;
-    if (!step)
-      for (index_t x = std::min<index_t>(g, 4); x > 1; --x)
-        if (g % x == 0) {
-          group = x;
-          break;
-        }
-    n_groups = d.hq / group;
+    const index_t heads = std::max<index_t>(1, d.batch * d.hq), w = std::max(workers, 1);
+    group = step ? 1 : std::clamp<index_t>((heads + w - 1) / w, 1, std::min<index_t>(4, d.hq));
+    if (g > 1 && group >= g) group = group / g * g;
+    n_groups = (d.hq + group - 1) / group;
     index_t at = 0;
     auto take = [&](index_t n) { const index_t x = at; at += align_up(n, scratch_align); return x; };
     if (step) {
@@ -710,10 +711,10 @@ struct linear_call {
     }
   }
 
-  /// Task t of n_tasks(): batch t / n_groups, query heads [h0, h0 + group).
+  /// Task t of n_tasks(): batch t / n_groups, query heads [h0, min(h0 + group, Hq)).
   index_t n_tasks() const noexcept { return d.batch * n_groups; }
   void task(float* ws, index_t t) const {
-    const index_t b = t / n_groups, h0 = (t % n_groups) * group, h1 = h0 + group;
+    const index_t b = t / n_groups, h0 = (t % n_groups) * group, h1 = std::min(d.hq, h0 + group);
     if (step)
       for (index_t h = h0; h < h1; ++h) step_task(ws, b, h, lambda_of(h));
     else
@@ -791,7 +792,7 @@ void run_linear(const char* fn, tensor_view<TQ> q, tensor_view<TK> k, tensor_vie
                                           .eps = norm ? a.normalize->eps : 1e-6f,
                                           .decays = dec ? dec->lambda : std::span<const float>{},
                                           .st = s};
-  call.plan(a.tiling);
+  call.plan(a.tiling, a.exec.concurrency());
   const scratch_source src{a.ws ? &*a.ws : nullptr, call.total, a.exec.concurrency()};
   src.check(fn);
   // Small calls (a decode step) run their tasks in order on the calling thread: waking the
@@ -873,7 +874,7 @@ index_t linear_workspace_size(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<
       .causal = Lightning || a.causal,
       .normalize = a.normalize.has_value(),
       .st = a.state};
-  call.plan(a.tiling);
+  call.plan(a.tiling, workers);
   return detail::scratch_source::bytes_needed(call.total, std::max(workers, 1), 0);
 }
 
