@@ -20,8 +20,10 @@ struct row_state {
 ///  - `static constexpr bool has_lse;` whether an LSE exists (sigmoid: no);
 ///  - `row_state init() const`;
 ///  - `template <class Arch> void step(row_state* st, float* alpha, float* x, index_t ld,
-///    index_t rows, index_t nk) const`: one tile with rows as SIMD lanes: x[j * ld + r] is the
-///    score of row r and key j (masked ones are -inf; rows is a multiple of vec<Arch>::width).
+///    index_t rows, index_t nk, float c) const`: one tile with rows as SIMD lanes: the logit of
+///    row r and key j is c * x[j * ld + r] with c > 0 (masked ones are -inf; rows is a multiple of
+///    vec<Arch>::width); kernels pass the softmax scale as c when no score policy needs the
+///    scaled value first, else c = 1.
 ///    Turns x into unnormalized weights in place, updates st[r], and writes alpha[r], the factor by
 ///    which row r's accumulated output must be rescaled;
 ///  - `static row_state merge(row_state a, float& wa, row_state b, float& wb)`: combine two
@@ -38,7 +40,7 @@ concept normalizer_policy = requires(const N& n, row_state& st, float* x, double
   requires N::kind == policy_kind::normalizer;
   { N::has_lse } -> std::convertible_to<bool>;
   { n.init() } -> std::same_as<row_state>;
-  n.template step<scalar>(&st, x, x, len, len, len);
+  n.template step<scalar>(&st, x, x, len, len, len, fl);
   { N::merge(st, fl, st, fl) } -> std::same_as<row_state>;
   { n.finalize(c, st, fl) } -> std::same_as<float>;
   n.reference(c, x, len, fl);

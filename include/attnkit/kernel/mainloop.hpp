@@ -116,12 +116,22 @@ struct attention_call {
     }
   }
 
-  // S^T for keys [j0, j0 + nk): q.k, score policy, mask. Returns false if nothing to do.
+  // The softmax scale is folded into the normalizer's exp (exp(fma(x, scale, -m))), so the logit
+  // is rounded once, as in a plain fp32 implementation, instead of through a pre-scaled q. A score
+  // policy needs the scaled value itself: then the tile is scaled first and the step gets 1.
+  bool fold_scale() const noexcept { return Score::is_identity && scale > 0.f; }
+  float step_scale() const noexcept { return fold_scale() ? scale : 1.f; }
+
+  // S^T for keys [j0, j0 + nk): q.k, scale (unless folded), score policy, mask.
   void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
     float* st = ws + off_st;
     index_t ldk;
     const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
     simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, d.dk);
+    if (!fold_scale()) {
+      const auto vs = V::set1(scale);
+      for (index_t t = 0; t < nk * rows_p; t += V::width) V::store(st + t, V::load(st + t) * vs);
+    }
     for (index_t hh = 0; hh < g; ++hh) {
       const head_ctx c = ctx(b, hk, hh);
       float* x = st + hh * nq;
@@ -138,7 +148,7 @@ struct attention_call {
     }
   }
 
-  // Q^T (pre-scaled; padded rows zero: their results are computed and discarded), O^T = 0,
+  // Q^T (unscaled: see step_scale; padded rows zero: their results are computed and discarded), O^T = 0,
   // row states = init.
   void prologue(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
     float* qt = ws + off_qt;
@@ -146,7 +156,7 @@ struct attention_call {
     for (index_t hh = 0; hh < g; ++hh)
       for (index_t ii = 0; ii < nq; ++ii) {
         const auto* src = q.row(b, q0 + ii, hk * g + hh);
-        for (index_t c = 0; c < d.dk; ++c) qt[c * rows_p + hh * nq + ii] = to_float(src[c]) * scale;
+        for (index_t c = 0; c < d.dk; ++c) qt[c * rows_p + hh * nq + ii] = to_float(src[c]);
       }
     std::fill(ws + off_ot, ws + off_ot + d.dv * rows_p, 0.f);
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
@@ -175,7 +185,7 @@ struct attention_call {
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     for_each_tile(b, hk, q0, nq, jb, je, [&](index_t j0, index_t nk, tile_class cls) {
       scores(ws, b, hk, q0, nq, j0, nk, cls);
-      a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk);
+      a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
       index_t ldv;
       const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
       simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
@@ -261,7 +271,7 @@ struct attention_call {
     for_each_tile(b, hk, q0, nq, 0, d.sk, [&](index_t j0, index_t nk, tile_class cls) {
       if (!dense) {
         scores(ws, b, hk, q0, nq, j0, nk, cls);
-        a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk);
+        a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk, step_scale());
       }
       for (index_t hh = 0; hh < g; ++hh) {
         float* dst = a.key_mass + ((b * d.hq) + hk * g + hh) * d.sk + j0;

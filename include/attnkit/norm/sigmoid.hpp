@@ -18,13 +18,13 @@ struct sigmoid {
   row_state init() const noexcept { return {0.f, 0.f}; }
 
   template <class Arch>
-  void step(row_state*, float* alpha, float* x, index_t ld, index_t rows, index_t nk) const noexcept {
+  void step(row_state*, float* alpha, float* x, index_t ld, index_t rows, index_t nk, float c) const noexcept {
     using V = simd::vec<Arch>;
-    const auto nb = V::set1(-bias), one = V::set1(1.f);
+    const auto nb = V::set1(-bias), one = V::set1(1.f), nc = V::set1(-c);  // logit = c x (c > 0)
     // A masked score is -inf: exp(+inf) = inf (exp also saturates to inf above 88), p = 1/(1+inf) = 0.
     for (index_t j = 0; j < nk; ++j)
       for (index_t r = 0; r < rows; r += V::width)
-        V::store(x + j * ld + r, one / (one + V::exp(nb - V::load(x + j * ld + r))));
+        V::store(x + j * ld + r, one / (one + V::exp(V::fma(V::load(x + j * ld + r), nc, nb))));
     for (index_t r = 0; r < rows; ++r) alpha[r] = 1.f;  // weights are final: no rescaling
   }
   static row_state merge(row_state a, float& wa, row_state, float& wb) noexcept {

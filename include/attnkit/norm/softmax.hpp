@@ -20,22 +20,27 @@ struct softmax {
 
   row_state init() const noexcept { return {neg_inf, 0.f}; }
 
-  /// One tile, rows as vectors: x[j * ld + r] is the score of row r (r < rows, a multiple of the
-  /// vector width) and key j (j < nk). Turns x into exp(x - m_new) and sets alpha[r] = exp(m_old -
-  /// m_new), the factor by which the caller rescales what it accumulated for row r.
+  /// One tile, rows as vectors: x[j * ld + r] is the raw score of row r (r < rows, a multiple of
+  /// the vector width) and key j (j < nk); the row's logits are c * x with c > 0 (kernels fold the
+  /// softmax scale in here so the logit is never rounded on its own: exp(fma(x, c, -m))). Turns x
+  /// into exp(c x - m_new) and sets alpha[r] = exp(m_old - m_new), the factor by which the caller
+  /// rescales what it accumulated for row r. m is kept in logit units.
   template <class Arch>
-  void step(row_state* st, float* alpha, float* x, index_t ld, index_t rows, index_t nk) const noexcept {
+  void step(row_state* st, float* alpha, float* x, index_t ld, index_t rows, index_t nk, float c) const noexcept {
     using V = simd::vec<Arch>;
     alignas(64) float m_old[V::width], l_old[V::width];
+    const auto vc = V::set1(c);
     for (index_t r = 0; r < rows; r += V::width) {
       for (int t = 0; t < V::width; ++t) m_old[t] = st[r + t].m, l_old[t] = st[r + t].l;
       const auto mo = V::load(m_old);
-      auto mx = mo;
+      auto mx = V::set1(neg_inf);
       for (index_t j = 0; j < nk; ++j) mx = V::max(mx, V::load(x + j * ld + r));
-      const auto ref = V::neg_inf_to_zero(mx);  // guard: never -inf - -inf
+      mx = V::max(mo, mx * vc);                   // c > 0: max(c x) = c max(x); -inf stays -inf
+      const auto ref = V::neg_inf_to_zero(mx);    // guard: never -inf - -inf
+      const auto nref = V::zero() - ref;
       auto sum = V::zero();
       for (index_t j = 0; j < nk; ++j) {
-        const auto p = V::exp(V::load(x + j * ld + r) - ref);
+        const auto p = V::exp(V::fma(V::load(x + j * ld + r), vc, nref));
         V::store(x + j * ld + r, p);
         sum = sum + p;
       }
