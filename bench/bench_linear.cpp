@@ -15,7 +15,7 @@
 //   BM_flash_causal/N:<N>         attnkit::flash_attention with causal{} (softmax attention) at
 //                                 the same shapes, N <= 16384: where linear attention starts to win
 //
-// N in {1024, 4096, 16384, 65536}; lightning and flash also at 256 and 512 (the crossover). Counters: "ns/token" (wall time / N: constant for a linear-time
+// N in {1024, 4096, 16384, 65536}; lightning and flash also at 64 ... 512 (the crossover). Counters: "ns/token" (wall time / N: constant for a linear-time
 // kernel), "GFLOP/s" and "ceiling" (fraction of the SGEMM ceiling measured in this binary, see
 // bench_support.hpp). FLOPs: linear kernels are credited with the recurrence's 4 * Dk * Dv per token
 // and head (state update + readout; the chunked kernel's extra intra-chunk work is not counted);
@@ -196,11 +196,11 @@ const bool registered = [] {
           ->MinTime(1.0)
           ->Unit(benchmark::kMillisecond);
   };
-  reg("BM_lightning", bm_lightning, {256, 512, 1024, 4096, 16384, 65536});
+  reg("BM_lightning", bm_lightning, {64, 128, 256, 512, 1024, 4096, 16384, 65536});
   reg("BM_recurrence", bm_recurrence, {1024, 4096, 16384, 65536});
   reg("BM_lightning_recurrent", bm_lightning_recurrent, {1024, 4096, 16384, 65536});
   reg("BM_lightning_decode", bm_lightning_decode, {1024, 4096});
-  reg("BM_flash_causal", bm_flash_causal, {256, 512, 1024, 4096, 16384});
+  reg("BM_flash_causal", bm_flash_causal, {64, 128, 256, 512, 1024, 4096, 16384});
   return true;
 }();
 
