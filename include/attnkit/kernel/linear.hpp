@@ -364,7 +364,7 @@ struct linear_call {
   problem_dims d;
   bool causal = true, normalize = false;
   float scale = 1.f, eps = 1e-6f;
-  std::span<const float> decays;  ///< empty: lambda = 1 for every head
+  std::span<const float> decays{};  ///< empty: lambda = 1 for every head
   linear_state st{};
 
   index_t g = 1, C = 64, Cp = 64, Dk = 0, Dv = 0, Dva = 0, Dvp = 0, ldsv = 0, ldqa = 0;
