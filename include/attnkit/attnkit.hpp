@@ -39,4 +39,5 @@
 
 #include "attnkit/kernel/dense.hpp"
 #include "attnkit/kernel/flash.hpp"
+#include "attnkit/kernel/linear.hpp"
 #include "attnkit/kernel/merge.hpp"
