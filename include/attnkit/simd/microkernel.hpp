@@ -88,13 +88,12 @@ ATTNKIT_INLINE void micro_rows(int m, const float* a, index_t sa_i, index_t sa_p
     else micro_rows<Arch, MR - 1, NV, Mode, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
   }
 }
-template <class Arch, int NV, store_mode Mode, bool UnitP>
+template <class Arch, int MR, int NV, store_mode Mode, bool UnitP>
 ATTNKIT_INLINE void micro_cols(int nv, int m, const float* a, index_t sa_i, index_t sa_p, const float* b,
                                index_t ldb, float* c, index_t ldc, const float* beta, index_t kdim) noexcept {
   if constexpr (NV > 0) {
-    constexpr int MR = blocking<Arch>::mr;
     if (nv == NV) micro_rows<Arch, MR, NV, Mode, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
-    else micro_cols<Arch, NV - 1, Mode, UnitP>(nv, m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    else micro_cols<Arch, MR, NV - 1, Mode, UnitP>(nv, m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
   }
 }
 
@@ -120,9 +119,9 @@ void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa
         const index_t kk = kdim - p0 < kc ? kdim - p0 : kc;
         const float* ap = at + p0 * sa_p;
         const float* bp = bt + p0 * ldb;
-        if (p0 > 0) micro_cols<Arch, NV, store_mode::add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
-        else if (beta) micro_cols<Arch, NV, store_mode::scale_add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, beta + r0, kk);
-        else micro_cols<Arch, NV, store_mode::overwrite, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
+        if (p0 > 0) micro_cols<Arch, MR, NV, store_mode::add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
+        else if (beta) micro_cols<Arch, MR, NV, store_mode::scale_add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, beta + r0, kk);
+        else micro_cols<Arch, MR, NV, store_mode::overwrite, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
       }
     }
   }
