@@ -68,7 +68,6 @@ struct attention_call {
   void plan(const tiling& t) {
     g = d.hq / d.hkv;
     bq = std::max<index_t>(1, std::min<index_t>(d.sq, t.rows / g));
-    if (bq < 1) bq = 1;
     n_qb = d.sq > 0 ? (d.sq + bq - 1) / bq : 0;
     rows_p = align_up(g * bq, V::width);
     block_kv = (dense || t.block_kv <= 0) ? std::max<index_t>(d.sk, 1) : t.block_kv;
