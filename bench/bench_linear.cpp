@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -92,13 +93,18 @@ void set_linear_flops(benchmark::State& state, int n) {
   ab::set_flop_counters(state, 4.0 * n * double(kDim) * kDim * kHeads, kThreads);
 }
 
+// q, k, v, o of the first n tokens, [1, n, H, d].
+auto views(problem& p, int n) {
+  return std::tuple{attnkit::bshd<const float>(p.q.data(), 1, n, kHeads, kDim),
+                    attnkit::bshd<const float>(p.k.data(), 1, n, kHeads, kDim),
+                    attnkit::bshd<const float>(p.v.data(), 1, n, kHeads, kDim),
+                    attnkit::bshd(p.o.data(), 1, n, kHeads, kDim)};
+}
+
 void bm_lightning(benchmark::State& state) {
   const int n = int(state.range(0));
   problem& p = data_for(n);
-  const auto q = attnkit::bshd<const float>(p.q.data(), 1, n, kHeads, kDim);
-  const auto k = attnkit::bshd<const float>(p.k.data(), 1, n, kHeads, kDim);
-  const auto v = attnkit::bshd<const float>(p.v.data(), 1, n, kHeads, kDim);
-  const auto o = attnkit::bshd(p.o.data(), 1, n, kHeads, kDim);
+  const auto [q, k, v, o] = views(p, n);
   auto run = [&] { attnkit::lightning_attention(q, k, v, o, p.decays, attnkit::openmp{kThreads}); };
   run();  // scratch and pages warm
   timed_loop(state, n, run);
@@ -108,10 +114,7 @@ void bm_lightning(benchmark::State& state) {
 void bm_lightning_recurrent(benchmark::State& state) {
   const int n = int(state.range(0));
   problem& p = data_for(n);
-  const auto q = attnkit::bshd<const float>(p.q.data(), 1, n, kHeads, kDim);
-  const auto k = attnkit::bshd<const float>(p.k.data(), 1, n, kHeads, kDim);
-  const auto v = attnkit::bshd<const float>(p.v.data(), 1, n, kHeads, kDim);
-  const auto o = attnkit::bshd(p.o.data(), 1, n, kHeads, kDim);
+  const auto [q, k, v, o] = views(p, n);
   auto run = [&] {
     attnkit::lightning_attention(q, k, v, o, p.decays, attnkit::openmp{kThreads},
                                  attnkit::linear_tiling{.chunk = 48, .step_max = n});
@@ -175,10 +178,7 @@ void bm_lightning_decode(benchmark::State& state) {
 void bm_flash_causal(benchmark::State& state) {
   const int n = int(state.range(0));
   problem& p = data_for(n);
-  const auto q = attnkit::bshd<const float>(p.q.data(), 1, n, kHeads, kDim);
-  const auto k = attnkit::bshd<const float>(p.k.data(), 1, n, kHeads, kDim);
-  const auto v = attnkit::bshd<const float>(p.v.data(), 1, n, kHeads, kDim);
-  const auto o = attnkit::bshd(p.o.data(), 1, n, kHeads, kDim);
+  const auto [q, k, v, o] = views(p, n);
   auto run = [&] { attnkit::flash_attention(q, k, v, o, attnkit::causal{}, attnkit::openmp{kThreads}); };
   run();
   timed_loop(state, n, run);

@@ -79,12 +79,15 @@ inline float to_float(float x) noexcept { return x; }
 inline float to_float(bf16 x) noexcept { return bf16::to_float(x.bits); }
 inline float to_float(fp16 x) noexcept { return fp16::to_float(x.bits); }
 
-/// Widen n contiguous elements to float (vectorized: bf16 is a shift the compiler vectorizes,
-/// fp16 uses the F16C instructions when the target has them).
+/// Widen n contiguous elements to float (float: a copy; bf16: a shift the compiler vectorizes;
+/// fp16: the F16C instructions when the target has them).
 template <class T>
 inline void to_float_n(const T* src, float* dst, std::int64_t n) noexcept {
   std::int64_t i = 0;
-  if constexpr (std::is_same_v<T, fp16>) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (n > 0) std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(n));
+    return;
+  } else if constexpr (std::is_same_v<T, fp16>) {
 #if defined(__F16C__)
     for (; i + 8 <= n; i += 8)
       _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));

@@ -117,14 +117,6 @@ auto resolve_linear_args(Args&&... args) {
   return r;
 }
 
-/// dst[0..n) = float(src[0..n)).
-template <class T>
-ATTNKIT_INLINE void load_row(const T* src, float* dst, index_t n) noexcept {
-  if constexpr (std::is_same_v<std::remove_cv_t<T>, float>) std::memcpy(dst, src, sizeof(float) * std::size_t(n));
-  else
-    for (index_t i = 0; i < n; ++i) dst[i] = to_float(src[i]);
-}
-
 /// dst[0..n) = src[0..n) * f.
 template <class Arch>
 ATTNKIT_INLINE void scale_row(const float* src, float* dst, index_t n, float f) noexcept {
@@ -424,7 +416,7 @@ struct linear_call {
       if constexpr (std::is_same_v<std::remove_cv_t<TQ>, float> && Phi::is_identity) {
         scale_two<Arch>(src, r, qa + i * ldqa, Dk, scale, f);
       } else {
-        load_row(src, r, Dk);
+        to_float_n(src, r, Dk);
         apply_features<Arch>(phi, r, Dk);
         scale_two<Arch>(r, r, qa + i * ldqa, Dk, scale, f);
       }
@@ -440,7 +432,7 @@ struct linear_call {
       transpose_rows<Arch>(k.row(b, j0, hk), k.strides[1], n, Dk, kt, Cp);
     } else {
       float* kr = ws + off_kr;
-      for (index_t j = 0; j < n; ++j) load_row(k.row(b, j0 + j, hk), kr + j * Dk, Dk);
+      for (index_t j = 0; j < n; ++j) to_float_n(k.row(b, j0 + j, hk), kr + j * Dk, Dk);
       transpose_rows<Arch>(kr, Dk, n, Dk, kt, Cp);
     }
     if constexpr (!Phi::is_identity)
@@ -463,7 +455,7 @@ struct linear_call {
   void pack_v(float* sv, index_t b, index_t hk, index_t j0, index_t n) const {
     for (index_t j = 0; j < n; ++j) {
       float* row = sv + (Dk + j) * ldsv;
-      load_row(v.row(b, j0 + j, hk), row, Dv);
+      to_float_n(v.row(b, j0 + j, hk), row, Dv);
       if (normalize) row[Dv] = 1.f;
       std::fill(row + Dva, row + Dvp, 0.f);
     }
@@ -627,12 +619,12 @@ struct linear_call {
     float* vv = ws + off_vv;
     float* acc = ws + off_acc;
     for (index_t t = 0; t < d.sq; ++t) {
-      load_row(q.row(b, t, h), qv, Dk);
+      to_float_n(q.row(b, t, h), qv, Dk);
       apply_features<Arch>(phi, qv, Dk);
       scale_row<Arch>(qv, qv, Dk, scale);
-      load_row(k.row(b, t, hk), kv, Dk);
+      to_float_n(k.row(b, t, hk), kv, Dk);
       apply_features<Arch>(phi, kv, Dk);
-      load_row(v.row(b, t, hk), vv, Dv);
+      to_float_n(v.row(b, t, hk), vv, Dv);
       const float* src = t == 0 ? s_in : S;  // in place after the first token (or when in == out)
       if (src) step_state<true>(S, src, lambda, kv, vv, qv, acc);
       else step_state<false>(S, src, lambda, kv, vv, qv, acc);
