@@ -159,3 +159,120 @@ TEST(Errors, WorkspaceTooSmall) {
   }
   EXPECT_TRUE(x.untouched());
 }
+
+// Defects found by the differential tester: each class rejected at its root.
+TEST(Errors, OutputMustAddressEachElementOnce) {
+  expect_rejects([](fixture& x, int kn) { auto o = x.ov(); o.strides[1] = 0; run(kn, x.qv(), x.kv(), x.vv(), o); },
+                 {"out:", "own memory", "seq stride 0"});
+  expect_rejects([](fixture& x, int kn) { auto o = x.ov(); o.strides[2] = 4; run(kn, x.qv(), x.kv(), x.vv(), o); },
+                 {"out:", "own memory", "heads stride 4"});
+  fixture x;  // a broadcast (stride 0) input is fine: only outputs must be distinct
+  auto q = x.qv();
+  q.strides[1] = 0;
+  EXPECT_NO_THROW(flash_attention(q, x.kv(), x.vv(), x.ov()));
+}
+
+TEST(Errors, SizesThatOverflow) {
+  // B = Sq = 2^31 - 1 with stride-0 views: within the extent limit, but out cannot hold them.
+  expect_rejects([](fixture& x, int kn) {
+    const index_t n = (index_t(1) << 31) - 1;
+    tensor_view<const float> q{x.q.data(), {n, n, 4, 8}, {0, 0, 8, 1}};
+    tensor_view<const float> k{x.k.data(), {n, 6, 2, 8}, {0, 16, 8, 1}};
+    tensor_view<const float> v{x.v.data(), {n, 6, 2, 8}, {0, 16, 8, 1}};
+    tensor_view<float> o{x.o.data(), {n, n, 4, 8}, {0, 0, 8, 1}};
+    run(kn, q, k, v, o);
+  }, {"out:", "own memory"});
+  expect_rejects([](fixture& x, int kn) {
+    auto k = x.kv(), v = x.vv();
+    k.extents[1] = v.extents[1] = index_t(1) << 40;
+    k.strides[1] = v.strides[1] = 0;
+    run(kn, x.qv(), k, v, x.ov());
+  }, {"k:", "seq extent <= 2147483647", "1099511627776"});
+  expect_rejects([](fixture& x, int kn) {
+    auto k = x.kv(), v = x.vv();
+    k.extents[1] = v.extents[1] = index_t(1) << 62;
+    run(kn, x.qv(), k, v, x.ov());
+  }, {"k:", "seq extent"});
+  expect_rejects([](fixture& x, int kn) {
+    auto k = x.kv();
+    k.strides[0] = index_t(1) << 61;
+    k.extents[0] = 1;
+    k.strides[1] = index_t(1) << 60;
+    run(kn, x.qv(), k, x.vv(), x.ov());
+  }, {"k:", "2^62 bytes", "seq axis"});
+  expect_rejects([](fixture& x, int kn) { run(kn, x.qv(), x.kv(), x.vv(), x.ov(), query_offset{INT64_MAX - 2}); },
+                 {"query_offset", "2^32"});
+  expect_rejects([](fixture& x, int kn) { run(kn, x.qv(), x.kv(), x.vv(), x.ov(), query_offset{INT64_MIN}); },
+                 {"query_offset"});
+}
+
+TEST(Errors, PolicyValuesOutsideTheirDomain) {
+  expect_rejects([](fixture& x, int kn) {
+    const float s[4] = {0.5f, std::nanf(""), 0.25f, 0.125f};
+    run(kn, x.qv(), x.kv(), x.vv(), x.ov(), alibi{s});
+  }, {"alibi", "slopes", "finite", "head 1"});
+  expect_rejects([](fixture& x, int kn) {
+    const float s[4] = {0.5f, 0.5f, 0.25f, INFINITY};
+    run(kn, x.qv(), x.kv(), x.vv(), x.ov(), alibi{s});
+  }, {"alibi", "slopes", "head 3"});
+  // document ids cover key positions; a query offset that moves queries past them used to read
+  // beyond the ids buffer.
+  expect_rejects([](fixture& x, int kn) {
+    const std::int32_t ids[6] = {0, 0, 1, 1, 1, 2};
+    run(kn, x.qv(), x.kv(), x.vv(), x.ov(), document{ids}, query_offset{5});
+  }, {"document", "query_offset", "< Sk (6)", "up to 8"});
+}
+
+TEST(Errors, HugeWindowBoundsDoNotOverflow) {
+  // {0, INT64_MAX}: keys at or after the query (no overflow in pos + right).
+  fixture x;
+  std::vector<float> ref(x.o.size());
+  flash_attention(x.qv(), x.kv(), x.vv(), bshd(ref.data(), x.B, x.Sq, x.Hq, x.D), sliding_window{0, -1});
+  flash_attention(x.qv(), x.kv(), x.vv(), x.ov(), sliding_window{0, INT64_MAX}, query_offset{-(index_t(1) << 32)});
+  flash_attention(x.qv(), x.kv(), x.vv(), x.ov(), sliding_window{0, INT64_MAX});
+  EXPECT_EQ(x.o, ref);
+  flash_attention(x.qv(), x.kv(), x.vv(), bshd(ref.data(), x.B, x.Sq, x.Hq, x.D), sliding_window{-1, 0});
+  flash_attention(x.qv(), x.kv(), x.vv(), x.ov(), sliding_window{INT64_MAX, 0});
+  EXPECT_EQ(x.o, ref);
+}
+
+TEST(Errors, MergeStatesRejectsNonFiniteLse) {
+  const index_t B = 1, S = 2, H = 1, D = 3;
+  std::vector<float> o1(B * S * H * D, 1.f), o2(B * S * H * D, 2.f), out(B * S * H * D, 7.f);
+  for (float bad : {std::nanf(""), INFINITY}) {
+    std::vector<float> l1 = {0.f, 1.f}, l2 = {bad, 0.f};
+    const attention_state parts[2] = {{bshd(const_cast<const float*>(o1.data()), B, S, H, D), l1.data()},
+                                      {bshd(const_cast<const float*>(o2.data()), B, S, H, D), l2.data()}};
+    try {
+      merge_states(parts, bshd(out.data(), B, S, H, D));
+      ADD_FAILURE() << "expected an exception for LSE " << bad;
+    } catch (const attnkit::invalid_argument& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("merge_states"), std::string::npos) << m;
+      EXPECT_NE(m.find("parts[1].lse"), std::string::npos) << m;
+    }
+    for (float y : out) EXPECT_EQ(y, 7.f);
+  }
+}
+
+TEST(Errors, LightningStepNeedsAState) {
+  const index_t B = 1, H = 2, D = 4;
+  std::vector<float> q(B * H * D, 0.5f), o(B * H * D, 7.f);
+  const auto qv = bshd(const_cast<const float*>(q.data()), B, 1, H, D);
+  const float lam[2] = {1.f, 1.f};
+  try {
+    lightning_step(qv, qv, qv, bshd(o.data(), B, 1, H, D), decay{lam}, nullptr);
+    ADD_FAILURE() << "expected an exception";
+  } catch (const attnkit::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lightning_step: state"), std::string::npos) << e.what();
+  }
+  for (float y : o) EXPECT_EQ(y, 7.f);
+  // An output whose rows overlap is rejected by the linear entry points too.
+  std::vector<float> S(B * H * D * D, 0.f);
+  try {
+    lightning_step(qv, qv, qv, tensor_view<float>{o.data(), {B, 1, H, D}, {H * D, H * D, 2, 1}}, decay{lam}, S.data());
+    ADD_FAILURE() << "expected an exception";
+  } catch (const attnkit::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("out:"), std::string::npos) << e.what();
+  }
+}

@@ -379,3 +379,107 @@ TEST(Attention, WorkspaceMeansNoAllocation) {
 }
 
 }  // namespace
+
+// ---- numeric contract: garbage at masked keys, NaN propagation --------------------------------
+
+namespace {
+
+// Like check(), on inputs that may hold NaN / Inf: wherever the fp64 reference is NaN the kernel
+// must be NaN too; everywhere else the 2x-naive criterion holds and nothing is NaN.
+template <class T, class... P>
+void check_nonfinite(kern kd, const problem<T>& pr, const P&... p) {
+  const shape& s = pr.s;
+  SCOPED_TRACE(std::string(kname(kd)) + " " + s.str());
+  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+  output out(s);
+  using N = decltype(resolve_args(p...).norm);
+  if constexpr (N::has_lse) call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., lse_out{out.lse.data()});
+  else call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p...);
+  auto split = [](const std::vector<float>& got, const std::vector<double>& r, const std::vector<float>& nv,
+                  const char* what) {
+    std::vector<float> g2, n2;
+    std::vector<double> r2;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (std::isnan(r[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << what << "[" << i << "]: expected NaN (propagated), got " << got[i];
+        continue;
+      }
+      g2.push_back(got[i]), r2.push_back(r[i]), n2.push_back(nv[i]);
+    }
+    expect_accurate(g2, r2, n2, what);
+  };
+  split(out.o_used(s), ref.o, naive.o, "O");
+  if constexpr (N::has_lse) split(out.lse_used(s), ref.lse, naive.lse, "LSE");
+}
+
+template <class T>
+void poison(tensor<T>& t, index_t j, float value) {  // every batch, head and channel of key j
+  for (index_t b = 0; b < t.view.batch(); ++b)
+    for (index_t h = 0; h < t.view.heads(); ++h)
+      for (index_t c = 0; c < t.view.dim(); ++c) t.view(b, j, h, c) = from_float<T>(value);
+}
+
+}  // namespace
+
+// A key no row keeps must contribute nothing whatever K and V hold there (a paged or ring-buffer
+// cache has garbage in masked or unwritten slots): before, NaN in V at key 7 under a causal mask
+// made rows 0..6 NaN (0 * NaN in P V).
+TEST(Attention, MaskedKeysIsolateGarbage) {
+  ATTNKIT_REQUIRE_ARCH();
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::int32_t> ids = [] {
+    std::vector<std::int32_t> r(130);
+    for (index_t j = 0; j < 130; ++j) r[j] = j < 50 ? 0 : j < 90 ? 1 : 2;
+    return r;
+  }();
+  for (kern kd : {kern::dense, kern::flash}) {
+    shape s;
+    s.B = 2, s.Sq = 130, s.Sk = 130, s.Hq = 4, s.Hkv = 2, s.Dk = 48, s.Dv = 40, s.lay = layout::cache;
+    problem<float> pr(s);
+    poison(pr.v, 7, nan), poison(pr.k, 7, inf), poison(pr.v, 100, -inf), poison(pr.k, 101, nan);
+    check_nonfinite(kd, pr, causal{});                                // rows < 7 never see the garbage
+    check_nonfinite(kd, pr, sliding_window::from_total(16) & causal{});  // nor rows far after it
+    check_nonfinite(kd, pr, document{ids});
+    problem<bf16> pb(s);
+    poison(pb.v, 7, nan), poison(pb.k, 9, inf);
+    check_nonfinite(kd, pb, causal{});
+    // Decode against a cache whose window excludes the poisoned slots.
+    shape dsh;
+    dsh.Sq = 1, dsh.Sk = 3000, dsh.Hq = 8, dsh.Hkv = 2, dsh.Dk = dsh.Dv = 64, dsh.lay = layout::cache;
+    problem<float> pd(dsh);
+    for (index_t j : {5, 700, 1500, 2000}) poison(pd.v, j, j % 2 ? inf : nan), poison(pd.k, j + 1, nan);
+    check_nonfinite(kd, pd, sliding_window::from_total(512));
+    check_nonfinite(kd, pd, (sink_tokens{4} | sliding_window::from_total(512)) & causal{});
+  }
+}
+
+// NaN in q, or in a key or value a row keeps, propagates to that row (IEEE), never clamped into
+// a finite but wrong number; a +inf logit gives NaN (inf / inf), as the fp64 reference does.
+TEST(Attention, NanPropagates) {
+  ATTNKIT_REQUIRE_ARCH();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (kern kd : {kern::dense, kern::flash}) {
+    shape s;
+    s.Sq = 70, s.Sk = 90, s.Hq = 2, s.Hkv = 1, s.Dk = s.Dv = 32;
+    problem<float> pr(s);
+    pr.q.view(0, 3, 1, 5) = nan;  // one row of head 1
+    poison(pr.k, 40, nan);        // rows at positions >= 40 keep it under causal
+    check_nonfinite(kd, pr, causal{});
+    check_nonfinite(kd, pr, sigmoid{});
+    problem<float> pv(s);
+    pv.v.view(0, 60, 0, 3) = nan;
+    check_nonfinite(kd, pv, causal{});
+    problem<float> pi(s);
+    const auto inf_at_10 = score_fn{[](auto x, index_t, index_t, index_t, index_t j) {
+      return j == 10 ? decltype(x)(std::numeric_limits<float>::infinity()) : x;
+    }};
+    check_nonfinite(kd, pi, inf_at_10);
+    {  // the whole output of a row with a NaN query is NaN, and its LSE too
+      output out(s);
+      call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, lse_out{out.lse.data()});
+      for (index_t c = 0; c < s.Dv; ++c) EXPECT_TRUE(std::isnan(out.view(0, 3, 1, c)));
+      EXPECT_TRUE(std::isnan(out.lse[1 * s.Sq + 3]));
+    }
+  }
+}

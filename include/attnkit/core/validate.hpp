@@ -4,6 +4,8 @@
 /// before any output is written.
 #include <cstdint>
 #include <cstddef>
+#include <limits>
+#include <utility>
 #include <string>
 
 #include "attnkit/core/context.hpp"
@@ -42,18 +44,78 @@ inline byte_range range_of(const float* p, index_t n) noexcept {
   return {b, b + static_cast<std::uintptr_t>(n) * sizeof(float)};
 }
 
-/// Extents >= 0, heads and dim >= 1, innermost stride 1, data non-null when not empty.
+/// Largest extent of any axis and largest |query_offset|: positions (i + offset, j, their
+/// differences and window bounds) then stay far from the 64-bit limits, so no mask or score
+/// policy can overflow, and element counts of the outputs fit in 64 bits.
+inline constexpr index_t max_extent = (index_t(1) << 31) - 1;
+inline constexpr index_t max_offset = index_t(1) << 32;
+
+/// a * b, failing with `what` when the product leaves [0, 2^62] (a, b >= 0).
+inline index_t checked_mul(const char* fn, const char* what, index_t a, index_t b) {
+  index_t r;
+  if (__builtin_mul_overflow(a, b, &r) || r > (index_t(1) << 62))
+    fail(fn, what, ": expected a size below 2^62 elements, got ", a, " x ", b, " (overflows)");
+  return r;
+}
+
+/// Extents in [0, max_extent], heads and dim >= 1, innermost stride 1, the addressed span
+/// representable in bytes, data non-null when not empty.
 template <class T>
 void check_view(const char* fn, const char* name, const tensor_view<T>& v) {
   static const char* axis[4] = {"batch", "seq", "heads", "dim"};
-  for (int a = 0; a < 4; ++a)
+  for (int a = 0; a < 4; ++a) {
     if (v.extents[a] < 0) fail(fn, name, ": expected ", axis[a], " extent >= 0, got ", v.extents[a]);
+    if (v.extents[a] > max_extent)
+      fail(fn, name, ": expected ", axis[a], " extent <= ", max_extent, ", got ", v.extents[a]);
+  }
   if (v.extents[2] < 1) fail(fn, name, ": expected heads >= 1, got ", v.extents[2]);
   if (v.extents[3] < 1) fail(fn, name, ": expected dim >= 1, got ", v.extents[3]);
   if (v.strides[3] != 1) fail(fn, name, ": expected innermost (dim) stride 1, got ", v.strides[3]);
-  if (!range_of(v).empty() && v.data == nullptr)
-    fail(fn, name, ": expected non-null data for a view with ", v.extents[0] * v.extents[1] * v.extents[2] * v.extents[3],
-         " elements, got nullptr");
+  // Every offset the kernels form (b * s0 + i * s1 + h * s2 + c) must fit: sum of |extent - 1| *
+  // |stride| in bytes below 2^62.
+  index_t span = 0;
+  for (int a = 0; a < 4; ++a) {
+    if (v.extents[a] == 0) return;  // empty view: nothing is addressed
+    const index_t s = v.strides[a];
+    if (s == std::numeric_limits<index_t>::min() || s > (index_t(1) << 62) || s < -(index_t(1) << 62))
+      fail(fn, name, ": expected |", axis[a], " stride| < 2^62, got ", s);
+    index_t t;
+    if (__builtin_mul_overflow(v.extents[a] - 1, s < 0 ? -s : s, &t) || __builtin_add_overflow(span, t, &span) ||
+        span > (index_t(1) << 62) / index_t(sizeof(T)))
+      fail(fn, name, ": expected the view to address fewer than 2^62 bytes, got extents {", v.extents[0], ", ",
+           v.extents[1], ", ", v.extents[2], ", ", v.extents[3], "} with strides {", v.strides[0], ", ", v.strides[1],
+           ", ", v.strides[2], ", 1} (overflows at the ", axis[a], " axis)");
+  }
+  if (v.data == nullptr)
+    fail(fn, name, ": expected non-null data for a view of extents {", v.extents[0], ", ", v.extents[1], ", ",
+         v.extents[2], ", ", v.extents[3], "}, got nullptr");
+}
+
+/// An output view must address each element once: sorted by |stride|, every axis of extent > 1
+/// must step past everything the inner axes span (a seq stride of 0 with Sq > 1, or a head
+/// stride below dim, would let rows overwrite each other).
+template <class T>
+void check_distinct_elements(const char* fn, const char* name, const tensor_view<T>& v) {
+  static const char* axis[4] = {"batch", "seq", "heads", "dim"};
+  int ax[4], n = 0;
+  for (int a = 0; a < 4; ++a)
+    if (v.extents[a] > 1) ax[n++] = a;
+  for (int x = 1; x < n; ++x)
+    for (int y = x; y > 0; --y) {
+      const index_t sa = v.strides[ax[y - 1]], sb = v.strides[ax[y]];
+      if ((sa < 0 ? -sa : sa) > (sb < 0 ? -sb : sb) || ((sa < 0 ? -sa : sa) == (sb < 0 ? -sb : sb) && ax[y - 1] < ax[y]))
+        std::swap(ax[y - 1], ax[y]);
+    }
+  index_t inner = 0;  // largest offset the inner axes reach
+  for (int t = 0; t < n; ++t) {
+    const index_t s = v.strides[ax[t]] < 0 ? -v.strides[ax[t]] : v.strides[ax[t]];
+    if (s <= inner)
+      fail(fn, name, ": expected every element to have its own memory, got ", axis[ax[t]], " stride ",
+           v.strides[ax[t]], " with extents {", v.extents[0], ", ", v.extents[1], ", ", v.extents[2], ", ",
+           v.extents[3], "} and strides {", v.strides[0], ", ", v.strides[1], ", ", v.strides[2], ", ", v.strides[3],
+           "} (elements would overlap)");
+    inner += (v.extents[ax[t]] - 1) * s;
+  }
 }
 
 inline void check_extent(const char* fn, const char* name, const char* axis, index_t expected, index_t got,
@@ -80,6 +142,7 @@ problem_dims check_attention(const char* fn, const tensor_view<TQ>& q, const ten
   check_extent(fn, "out", "seq", q.seq(), o.seq(), "q's seq");
   check_extent(fn, "out", "heads", q.heads(), o.heads(), "q's heads");
   check_extent(fn, "out", "dim", v.dim(), o.dim(), "v's dim");
+  check_distinct_elements(fn, "out", o);
   const byte_range ro = range_of(o);
   if (ro.overlaps(range_of(q))) fail(fn, "out: expected memory disjoint from q, got an overlapping view");
   if (ro.overlaps(range_of(k))) fail(fn, "out: expected memory disjoint from k, got an overlapping view");

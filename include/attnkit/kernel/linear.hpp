@@ -773,6 +773,7 @@ template <class Arch = default_arch, class TQ, class TK, class TV, class... Args
 void lightning_step(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out, decay lambda,
                     float* state, Args&&... args) {
   if (q.seq() != 1) detail::fail("lightning_step", "q: expected seq 1 (one decode step), got ", q.seq());
+  if (state == nullptr) detail::fail("lightning_step", "state: expected a [B, Hq, Dk, Dv] fp32 buffer, got nullptr");
   lightning_attention<Arch>(q, k, v, out, lambda, linear_state{state, state}, std::forward<Args>(args)...);
 }
 

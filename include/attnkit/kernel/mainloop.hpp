@@ -84,8 +84,10 @@ struct attention_call {
     total = at;
     // Split the keys of decode-like calls (a single q block) so that few (batch, head) groups
     // still fill every thread. Depends only on the shape, never on the thread count.
+    // At most max_splits parts: enough to fill any machine, and the partials stay small.
     if (!dense && !a.key_mass && n_qb == 1 && d.sk >= 2 * t.split_kv) {
-      split_len = align_up(t.split_kv, block_kv);
+      constexpr index_t max_splits = 64;
+      split_len = align_up(std::max(t.split_kv, (d.sk + max_splits - 1) / max_splits), block_kv);
       n_split = (d.sk + split_len - 1) / split_len;
     }
   }
@@ -126,7 +128,9 @@ struct attention_call {
     float* st = ws + off_st;
     index_t ldk;
     const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
-    simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, d.dk);
+    // q.k summed in blocks of 16 (error ~ (16 + dk / 16) eps instead of dk eps): at large logits
+    // the dot product's rounding dominates the output error.
+    simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, 16);
     if (!fold_scale()) {
       const auto vs = V::set1(scale);
       for (index_t t = 0; t < nk * rows_p; t += V::width) V::store(st + t, V::load(st + t) * vs);
@@ -187,9 +191,28 @@ struct attention_call {
       a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
       index_t ldv;
       const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
-      simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
-                                   ws + off_alpha);
+      if (simd::all_finite<Arch>(vp, nk, d.dv, ldv))
+        simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
+                                     ws + off_alpha);
+      else
+        accumulate_pv_isolated(ws, vp, ldv, nk);
     });
+  }
+
+  // O^T = alpha * O^T + V^T P^T where a weight of exactly 0 (a masked key) contributes nothing
+  // even if V holds NaN or Inf there (garbage in masked cache slots): 0 * NaN would poison the
+  // row. Only tiles whose V has a non-finite entry come here.
+  void accumulate_pv_isolated(float* ws, const float* vp, index_t ldv, index_t nk) const {
+    const float* pt = ws + off_st;
+    const float* alpha = ws + off_alpha;
+    float* ot = ws + off_ot;
+    for (index_t c = 0; c < d.dv; ++c)
+      for (index_t r = 0; r < rows_p; ++r) {
+        float acc = 0.f;
+        for (index_t j = 0; j < nk; ++j)
+          if (const float p = pt[j * rows_p + r]; p != 0.f) acc += p * vp[j * ldv + c];
+        ot[c * rows_p + r] = ot[c * rows_p + r] * alpha[r] + acc;
+      }
   }
 
   // The normalizer's final factor per row, then O and LSE (and probabilities / key mass).
@@ -333,19 +356,26 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
   if constexpr (!decltype(a.norm)::has_lse)
     if (a.lse) fail(fn, "lse_out: the normalizer has no log-sum-exp (sigmoid); do not request one");
   problem_dims d = check_attention(fn, q, k, v, o);
-  if (a.q_offset) d.q_offset = *a.q_offset;
+  if (a.q_offset) {
+    if (*a.q_offset > max_offset || *a.q_offset < -max_offset)
+      fail(fn, "query_offset: expected |offset| <= 2^32, got ", *a.q_offset);
+    d.q_offset = *a.q_offset;
+  }
+  // B * Hq * Sq cannot overflow: out has that many distinct elements within 2^62 bytes.
+  const index_t rows_total = d.batch * d.hq * d.sq;
+  const index_t n_probs = a.probs ? checked_mul(fn, "probs_out", rows_total, d.sk) : 0;
+  const index_t n_mass = a.key_mass ? checked_mul(fn, "key_mass_out", d.batch * d.hq, d.sk) : 0;
   if (a.scale && !std::isfinite(*a.scale)) fail(fn, "scale: expected a finite value, got ", *a.scale);
   if (a.tiles && (a.tiles->rows < 1 || a.tiles->block_kv < 0 || a.tiles->split_kv < 1))
     fail(fn, "tiling: expected rows >= 1, block_kv >= 0 and split_kv >= 1, got {", a.tiles->rows, ", ",
          a.tiles->block_kv, ", ", a.tiles->split_kv, "}");
   validate_policies(fn, d, a.score, a.mask, a.norm);
-  check_output(fn, "lse_out", a.lse, a.lse ? d.batch * d.hq * d.sq : 0, q, k, v, o);
+  check_output(fn, "lse_out", a.lse, a.lse ? rows_total : 0, q, k, v, o);
   if (a.probs && kind != kernel_kind::dense)
     fail(fn, "probs_out: only dense_attention materializes probabilities");
-  check_output(fn, "probs_out", a.probs, a.probs ? d.batch * d.hq * d.sq * d.sk : 0, q, k, v, o);
-  check_output(fn, "key_mass_out", a.key_mass, a.key_mass ? d.batch * d.hq * d.sk : 0, q, k, v, o);
-  const range_pair outs[] = {{a.lse, d.batch * d.hq * d.sq}, {a.probs, d.batch * d.hq * d.sq * d.sk},
-                             {a.key_mass, d.batch * d.hq * d.sk}};
+  check_output(fn, "probs_out", a.probs, n_probs, q, k, v, o);
+  check_output(fn, "key_mass_out", a.key_mass, n_mass, q, k, v, o);
+  const range_pair outs[] = {{a.lse, a.lse ? rows_total : 0}, {a.probs, n_probs}, {a.key_mass, n_mass}};
   for (int x = 0; x < 3; ++x)
     for (int y = x + 1; y < 3; ++y)
       if (range_of(outs[x].p, outs[x].n).overlaps(range_of(outs[y].p, outs[y].n)))

@@ -24,11 +24,12 @@ struct attention_state {
 };
 
 /// out (and lse_out when not null) = the merge of `parts`. out must not overlap any part's O or
-/// LSE; lse_out may be null.
+/// LSE; lse_out may be null. Every LSE must be finite or -inf (NaN / +inf: invalid_argument).
 inline void merge_states(std::span<const attention_state> parts, tensor_view<float> out, float* lse_out = nullptr) {
   constexpr const char* fn = "merge_states";
   if (parts.empty()) detail::fail(fn, "parts: expected at least one partial state, got 0");
   detail::check_view(fn, "out", out);
+  detail::check_distinct_elements(fn, "out", out);
   const index_t B = out.batch(), S = out.seq(), H = out.heads(), D = out.dim(), n_lse = B * H * S;
   const auto ro = detail::range_of(out);
   const auto rl = detail::range_of(lse_out, lse_out ? n_lse : 0);
@@ -44,6 +45,12 @@ inline void merge_states(std::span<const attention_state> parts, tensor_view<flo
     if (rl.overlaps(rp) || rl.overlaps(rpl) || rl.overlaps(ro))
       detail::fail(fn, "lse_out: expected memory disjoint from out and parts[", p, "]");
   }
+  // An LSE is a log of a sum of exponentials: finite or -inf (nothing kept). NaN or +inf would
+  // turn every row it meets into NaN; reject it before anything is written.
+  for (std::size_t p = 0; p < parts.size(); ++p)
+    for (index_t li = 0; li < n_lse; ++li)
+      if (std::isnan(parts[p].lse[li]) || parts[p].lse[li] == std::numeric_limits<float>::infinity())
+        detail::fail(fn, "parts[", p, "].lse: expected finite values or -inf, got ", parts[p].lse[li], " at index ", li);
   constexpr float neg_inf = -std::numeric_limits<float>::infinity();
   for (index_t b = 0; b < B; ++b)
     for (index_t h = 0; h < H; ++h)

@@ -36,6 +36,10 @@ struct document {
   void validate(const problem_dims& d) const {
     if (batch_stride != 0 && batch_stride != d.sk)
       detail::fail("document", "batch_stride: expected 0 or Sk (", d.sk, "), got ", batch_stride);
+    // ids cover key positions only: a query placed past the last key (query_offset) has no document.
+    if (d.sq > 0 && d.q_offset + d.sq - 1 >= d.sk)
+      detail::fail("document", "query_offset: expected every query position < Sk (", d.sk,
+                   ") so that ids covers it, got positions up to ", d.q_offset + d.sq - 1);
     const index_t rows = batch_stride == 0 ? 1 : d.batch;
     if (static_cast<index_t>(ids.size()) != rows * d.sk)
       detail::fail("document", "ids: expected ", rows, " x Sk = ", rows * d.sk, " entries, got ", ids.size());

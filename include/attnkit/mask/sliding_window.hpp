@@ -25,21 +25,27 @@ struct sliding_window {
     return {W - 1, 0};
   }
 
+  // The rule, stated once: query at position p keeps keys [first(p), last(p)]. Bounds are clamped
+  // to 2^40 (beyond any position difference validation allows), so p - left and p + right never
+  // overflow, even for {0, INT64_MAX}.
+  static constexpr index_t far = index_t(1) << 40;
+  index_t first(index_t p) const noexcept { return left < 0 ? -far : p - std::min(left, far); }
+  index_t last(index_t p) const noexcept { return right < 0 ? far : p + std::min(right, far); }
+
   bool keep(const head_ctx& c, index_t i, index_t j) const noexcept {
     const index_t p = c.pos(i);
-    return (left < 0 || j >= p - left) && (right < 0 || j <= p + right);
+    return first(p) <= j && j <= last(p);
   }
+  // Both ends only move forward with the query, so the box's corners decide.
   tile_class classify(const head_ctx& c, index_t i0, index_t i1, index_t j0, index_t j1) const noexcept {
     const index_t p0 = c.pos(i0), p1 = c.pos(i1 - 1);
-    if ((right >= 0 && j0 > p1 + right) || (left >= 0 && j1 - 1 < p0 - left)) return tile_class::empty;
-    if ((right < 0 || j1 - 1 <= p0 + right) && (left < 0 || j0 >= p1 - left)) return tile_class::full;
+    if (j0 > last(p1) || j1 - 1 < first(p0)) return tile_class::empty;
+    if (j1 - 1 <= last(p0) && j0 >= first(p1)) return tile_class::full;
     return tile_class::partial;
   }
   key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const noexcept {
-    const index_t a = left < 0 ? 0 : std::max<index_t>(0, c.pos(i0) - left);
-    const index_t b = right < 0 ? sk : std::min(sk, c.pos(i1 - 1) + right + 1);
     key_spans r;
-    r.add(a, b);
+    r.add(std::max<index_t>(0, first(c.pos(i0))), std::min(sk, last(c.pos(i1 - 1)) + 1));
     return r;
   }
   void validate(const problem_dims&) const {

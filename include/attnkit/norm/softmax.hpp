@@ -63,7 +63,7 @@ struct softmax {
   }
 
   float finalize(const head_ctx&, const row_state& st, float& lse) const noexcept {
-    if (!(st.l > 0.f)) {  // fully masked row
+    if (st.l == 0.f) {  // fully masked row (a NaN l, from a NaN logit, propagates below)
       lse = neg_inf;
       return 0.f;
     }
@@ -74,7 +74,7 @@ struct softmax {
   template <class T>
   void reference(const head_ctx&, T* x, index_t n, T& lse) const {
     T m = -std::numeric_limits<T>::infinity();
-    for (index_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+    for (index_t j = 0; j < n; ++j) m = (x[j] > m || x[j] != x[j]) ? x[j] : m;  // NaN sticks: the row is NaN
     if (m == -std::numeric_limits<T>::infinity()) {
       for (index_t j = 0; j < n; ++j) x[j] = T(0);
       lse = m;

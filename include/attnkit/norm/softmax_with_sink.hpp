@@ -31,7 +31,7 @@ struct softmax_with_sink : softmax {
   void reference(const head_ctx& c, T* x, index_t n, T& lse) const {
     const T s = logits[c.q_head];
     T m = s;
-    for (index_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+    for (index_t j = 0; j < n; ++j) m = (x[j] > m || x[j] != x[j]) ? x[j] : m;  // NaN sticks
     T sum = std::exp(s - m);
     for (index_t j = 0; j < n; ++j) sum += (x[j] = std::exp(x[j] - m));
     for (index_t j = 0; j < n; ++j) x[j] /= sum;

@@ -70,7 +70,20 @@ result<T> attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, Arg
         }
       }
       if (d.sk > 0 && d.sq > 0) {
-        const Mat O = S * V;
+        // A key of weight exactly 0 (masked) contributes nothing, whatever V holds: the GEMM runs
+        // on V with non-finite entries zeroed, and those entries are added back only where the
+        // weight is non-zero (0 * NaN would otherwise poison rows that never kept the key).
+        Mat O;
+        if (V.allFinite()) O.noalias() = S * V;
+        else {
+          const Mat Vf = V.unaryExpr([](T x) { return std::isfinite(x) ? x : T(0); });
+          O.noalias() = S * Vf;
+          for (index_t j = 0; j < d.sk; ++j)
+            for (index_t c = 0; c < d.dv; ++c)
+              if (!std::isfinite(V(j, c)))
+                for (index_t i = 0; i < d.sq; ++i)
+                  if (S(i, j) != T(0)) O(i, c) += S(i, j) * V(j, c);
+        }
         for (index_t i = 0; i < d.sq; ++i)
           for (index_t c = 0; c < d.dv; ++c) r.o[((b * d.sq + i) * d.hq + h) * d.dv + c] = O(i, c);
       }

@@ -42,6 +42,8 @@ struct alibi {
   void validate(const problem_dims& d) const {
     if (static_cast<index_t>(slopes.size()) != d.hq)
       detail::fail("alibi", "slopes: expected one per query head (", d.hq, "), got ", slopes.size());
+    for (std::size_t h = 0; h < slopes.size(); ++h)
+      if (!std::isfinite(slopes[h])) detail::fail("alibi", "slopes: expected finite values, got ", slopes[h], " for head ", h);
   }
 
   /// The ALiBi paper's slopes for H heads: 2^(-8 k / n) for k = 1..H, where n is H rounded up to

@@ -91,7 +91,8 @@ struct vec_xsimd {
   /// minimax polynomial, 2^n built in the exponent bits. x is clamped to [-87.34, 88.38] so
   /// n + 127 stays in [1, 254] (no exponent overflow); outside that range the result is exactly
   /// 0 (below: the true value would be subnormal, and -inf masked scores must give 0) or +inf
-  /// (above, including the sliver (88.38, 88.72] where float could still hold the value).
+  /// (above, including the sliver (88.38, 88.72] where float could still hold the value); NaN
+  /// stays NaN.
   static ATTNKIT_INLINE reg exp(reg x) noexcept {
     const reg lo = set1(-87.33654f), hi = set1(88.3762626647949f);
     const auto underflow = x < lo;
@@ -111,7 +112,7 @@ struct vec_xsimd {
     reg y = p * xsimd::bitwise_cast<reg>(e);
     y = xsimd::select(underflow, zero(), y);
     y = xsimd::select(overflow, set1(std::numeric_limits<float>::infinity()), y);
-    return y;
+    return xsimd::select(x != x, x, y);  // NaN in, NaN out (the clamp would turn it into a number)
   }
 };
 
@@ -127,7 +128,9 @@ struct vec<Arch> : vec_xsimd<Arch> {
   static ATTNKIT_INLINE reg exp(reg x) noexcept {
     // Clamp to [-110, 100]: n = round(x log2e) in [-159, 145], so 2^n * p rounds to exactly 0 (a
     // masked -inf score must weigh exactly 0) or overflows to +inf; -inf and +inf stay ordered.
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-110.f)), _mm512_set1_ps(100.f));
+    // Operand order matters: max_ps / min_ps return their second operand when either is NaN, so
+    // a NaN x passes through the clamp and the result is NaN.
+    __m512 xc = _mm512_min_ps(_mm512_set1_ps(100.f), _mm512_max_ps(_mm512_set1_ps(-110.f), x));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
@@ -143,6 +146,24 @@ struct vec<Arch> : vec_xsimd<Arch> {
   }
 };
 #endif
+
+/// Whether every element of the rows x n block at p (row stride ld) is finite. One fma per
+/// vector: x * 0 is 0 for finite x and NaN for inf or NaN, so the sum is NaN iff one is not.
+template <class Arch>
+bool all_finite(const float* p, index_t rows, index_t n, index_t ld) noexcept {
+  using V = vec<Arch>;
+  auto acc = V::zero();
+  const auto z = V::zero();
+  float tail = 0.f;
+  for (index_t r = 0; r < rows; ++r) {
+    const float* x = p + r * ld;
+    index_t c = 0;
+    for (; c + V::width <= n; c += V::width) acc = V::fma(V::load(x + c), z, acc);
+    for (; c < n; ++c) tail += x[c] * 0.f;
+  }
+  const float s = V::hsum(acc) + tail;
+  return s == s;
+}
 
 }  // namespace simd
 }  // namespace attnkit
