@@ -1,0 +1,1040 @@
+// attnkit_fuzz_<arch>: a seeded random differential fuzzer for dense_attention and
+// flash_attention on the architecture this TU is compiled for (ATTNKIT_TEST_ARCH).
+//
+//   attnkit_fuzz_avx512 --seed S --cases N [--time-limit SEC] [--only I] [--verbose]
+//
+// Case I of seed S is drawn from its own generator (seeded from S and I), so a failing case is
+// reproduced alone with `--seed S --only I`. Each case draws a shape (tails, decode shapes, GQA
+// ratios, odd head dims, empty Sq / Sk), an element type, layouts, one policy combination from a
+// fixed table (template instantiations are bounded: everything else varies at run time), its
+// runtime parameters, options, an executor and an engine, and checks:
+//   - accuracy: max error vs ref::attention<double> <= 2x that of ref::attention<float> on the
+//     same inputs, floor 4 float ulps of max|ref| (tests/common/test_util.hpp's criterion), for
+//     O, LSE and key mass;
+//   - fully masked rows: O exactly 0, LSE exactly -inf (softmax_with_sink: the sink logit);
+//   - nothing written outside the outputs (guard elements, strided padding), Sq = 0 writes nothing;
+//   - bitwise identical results for a second executor / thread count;
+//   - poisoning: NaN / +-Inf put into K or V at some key positions (or NaN into one Q entry)
+//     leave every row that does not keep them bitwise unchanged; NaN in a kept K entry (or in Q)
+//     makes the row's O NaN, NaN in a kept V entry makes that column NaN.
+// plus malformed calls: a valid call with one thing broken must throw attnkit::invalid_argument
+// naming the entry point and the argument, and leave every buffer unchanged.
+//
+// Output: one line per failure (seed, case, configuration, errors) and a summary; exit status 1
+// on any failure. A crash (signal) prints the case being run and exits with status 2.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <unistd.h>
+#include <vector>
+
+#include <attnkit/attnkit.hpp>
+#include <attnkit/ref/reference.hpp>
+
+#ifndef ATTNKIT_TEST_ARCH
+#define ATTNKIT_TEST_ARCH attnkit::default_arch
+#endif
+#ifndef ATTNKIT_TEST_ARCH_NAME
+#define ATTNKIT_TEST_ARCH_NAME "default"
+#endif
+
+namespace {
+
+using namespace attnkit;
+using Arch = ATTNKIT_TEST_ARCH;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kSentinel = -7777.25f;
+
+// ---- crash reporting -------------------------------------------------------------------------
+char g_current[4096] = "(no case running)";
+void on_signal(int sig) {
+  const char* head = "\nCRASH (signal) while running: ";
+  [[maybe_unused]] auto r1 = write(2, head, std::strlen(head));
+  [[maybe_unused]] auto r2 = write(2, g_current, std::strlen(g_current));
+  char tail[64];
+  const int n = std::snprintf(tail, sizeof tail, "\nsignal %d\n", sig);
+  [[maybe_unused]] auto r3 = write(2, tail, static_cast<std::size_t>(n));
+  _exit(2);
+}
+void set_current(const std::string& s) {
+  std::snprintf(g_current, sizeof g_current, "%s", s.c_str());
+}
+
+// ---- random ----------------------------------------------------------------------------------
+struct rng {
+  std::mt19937_64 g;
+  explicit rng(std::uint64_t s) : g(s) {}
+  index_t uni(index_t lo, index_t hi) { return std::uniform_int_distribution<index_t>(lo, hi)(g); }  // inclusive
+  double real(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(g); }
+  bool coin(double p) { return std::bernoulli_distribution(p)(g); }
+  template <class T, std::size_t N>
+  T pick(const T (&a)[N]) { return a[uni(0, N - 1)]; }
+};
+
+// ---- an executor that picks serial / openmp / parallel_for_executor at run time -----------------
+// One executor type for every instantiation (instead of one instantiation per executor type); each
+// mode forwards to the library's own executor, so their code paths are what runs.
+struct thread_pool_fn {  // the "user pool" behind parallel_for_executor: fresh std::threads per call
+  int workers;
+  template <class Body>
+  void operator()(index_t n, Body&& body) const {
+    std::atomic<index_t> next{0};
+    std::exception_ptr err;
+    std::atomic<bool> failed{false};
+    auto work = [&](int w) {
+      for (index_t t; (t = next.fetch_add(1)) < n;) {
+        try {
+          body(t, w);
+        } catch (...) {
+          if (!failed.exchange(true)) err = std::current_exception();
+        }
+      }
+    };
+    std::vector<std::thread> ts;
+    for (int w = 1; w < workers; ++w) ts.emplace_back(work, w);
+    work(0);
+    for (auto& t : ts) t.join();
+    if (err) std::rethrow_exception(err);
+  }
+};
+struct fuzz_exec {
+  static constexpr policy_kind kind = policy_kind::executor;
+  int mode = 0;  // 0 serial{}, 1 openmp{threads}, 2 parallel_for_executor{threads, pool}
+  int threads = 1;
+  int concurrency() const noexcept { return mode == 0 ? 1 : threads; }
+  template <class F>
+  void parallel_for(index_t n, F&& fn) const {
+    if (mode == 0) serial{}.parallel_for(n, fn);
+    else if (mode == 1) openmp{threads}.parallel_for(n, fn);
+    else parallel_for_executor{threads, thread_pool_fn{threads}}.parallel_for(n, fn);
+  }
+  std::string str() const {
+    return mode == 0 ? "serial" : (mode == 1 ? "openmp{" : "parallel_for_executor{") + std::to_string(threads) + "}";
+  }
+};
+
+// ---- user functors ---------------------------------------------------------------------------
+struct fuzz_mask_fn {  // a hash-like predicate; mode 2 keeps nothing (every row fully masked)
+  int a = 1, b = 1, m = 3, mode = 0;
+  bool operator()(index_t batch, index_t h, index_t i, index_t j) const {
+    if (mode == 2) return false;
+    if (mode == 1) return (j % m) != (i % m);
+    return ((i * a + j * b + h + batch) % m) != 0;
+  }
+};
+struct fuzz_score_fn {  // affine in s plus a position/head term; keeps NaN a NaN
+  float mul = 1.f, off = 0.f;
+  template <class T>
+  T operator()(T s, index_t batch, index_t h, index_t i, index_t j) const {
+    return s * T(mul) + T(off) * T((i + 2 * j + h + batch) % 5);
+  }
+};
+
+enum class dtype { f32, bf16, fp16 };
+const char* name(dtype t) { return t == dtype::f32 ? "float" : t == dtype::bf16 ? "bf16" : "fp16"; }
+enum class layout { bshd, bhsd, cache };
+const char* name(layout l) { return l == layout::bshd ? "bshd" : l == layout::bhsd ? "bhsd" : "cache"; }
+
+struct poison_site {
+  index_t b, s, h, c;  // tensor coordinates (K, V: key s of KV head h; Q: query s of head h)
+  int which;           // 0 K, 1 V, 2 Q
+  float value;
+};
+
+// ---- one case's configuration ------------------------------------------------------------------
+struct config {
+  std::uint64_t seed = 0;
+  long index = 0;
+  int combo = 0;
+  dtype type = dtype::f32;
+  bool flash = true;
+  index_t B = 1, Sq = 1, Sk = 1, Hq = 1, Hkv = 1, Dk = 16, Dv = 16;
+  layout lq = layout::bshd, lk = layout::bshd, lv = layout::bshd, lo = layout::bshd;
+  float mag = 1.f;
+  // mask parameters
+  index_t wl = -1, wr = -1, W = 0;  // W > 0: sliding_window::from_total(W)
+  index_t nsink = 0;
+  std::vector<std::int32_t> ids;
+  index_t ids_stride = 0;
+  fuzz_mask_fn mf;
+  // score parameters
+  float cap = 1.f;
+  std::vector<float> slopes;
+  fuzz_score_fn sf;
+  // normalizer parameters
+  std::vector<float> sinks;
+  float sig_bias = 0.f;
+  // options
+  float scale_v = 1.f;
+  bool scale_default = true;
+  index_t qoff = 0;
+  bool want_lse = false, want_km = false;
+  fuzz_exec ex, ex2;
+  std::vector<poison_site> poison;
+
+  index_t q_offset() const { return qoff; }
+  std::string str() const;
+};
+
+// ---- builders: policies from the runtime configuration -------------------------------------------
+template <class T>
+struct tag {};
+template <class A, class B>
+struct and_ {};
+template <class A, class B>
+struct or_ {};
+
+inline no_mask build(tag<no_mask>, const config&) { return {}; }
+inline causal build(tag<causal>, const config&) { return {}; }
+inline sliding_window build(tag<sliding_window>, const config& c) {
+  return c.W > 0 ? sliding_window::from_total(c.W) : sliding_window{c.wl, c.wr};
+}
+inline sink_tokens build(tag<sink_tokens>, const config& c) { return sink_tokens{c.nsink}; }
+inline document build(tag<document>, const config& c) {
+  return document{std::span<const std::int32_t>(c.ids), c.ids_stride};
+}
+inline mask_fn<fuzz_mask_fn> build(tag<mask_fn<fuzz_mask_fn>>, const config& c) { return {c.mf}; }
+template <class A, class B>
+auto build(tag<and_<A, B>>, const config& c) { return build(tag<A>{}, c) & build(tag<B>{}, c); }
+template <class A, class B>
+auto build(tag<or_<A, B>>, const config& c) { return build(tag<A>{}, c) | build(tag<B>{}, c); }
+
+inline dot_product build(tag<dot_product>, const config&) { return {}; }
+inline softcap build(tag<softcap>, const config& c) { return softcap{c.cap}; }
+inline alibi build(tag<alibi>, const config& c) { return alibi{std::span<const float>(c.slopes)}; }
+inline score_fn<fuzz_score_fn> build(tag<score_fn<fuzz_score_fn>>, const config& c) { return {c.sf}; }
+
+inline softmax build(tag<softmax>, const config&) { return {}; }
+inline softmax_with_sink build(tag<softmax_with_sink>, const config& c) {
+  return softmax_with_sink{std::span<const float>(c.sinks)};
+}
+inline sigmoid build(tag<sigmoid>, const config& c) { return sigmoid{c.sig_bias}; }
+
+// ---- owned tensors -----------------------------------------------------------------------------
+template <class T>
+struct tensor {
+  std::vector<T> buf;
+  tensor_view<T> view;
+  tensor_view<const T> cview() const { return view; }
+};
+// Cache layout: [B, H, capacity, D] with capacity S + 3; padding holds NaN (a kernel that reads it
+// poisons its result).
+template <class T>
+tensor<T> make_tensor(index_t B, index_t S, index_t H, index_t D, layout l, rng& g, float mag) {
+  tensor<T> t;
+  const index_t cap = l == layout::cache ? S + 3 : S;
+  t.buf.assign(static_cast<std::size_t>(std::max<index_t>(B * cap * H * D, 1)), from_float<T>(kNaN));
+  switch (l) {
+    case layout::bshd: t.view = bshd(t.buf.data(), B, S, H, D); break;
+    case layout::bhsd: t.view = bhsd(t.buf.data(), B, H, S, D); break;
+    case layout::cache: t.view = tensor_view<T>{t.buf.data(), {B, S, H, D}, {H * cap * D, D, cap * D, 1}}; break;
+  }
+  std::normal_distribution<float> n(0.f, mag);
+  for (index_t b = 0; b < B; ++b)
+    for (index_t s = 0; s < S; ++s)
+      for (index_t h = 0; h < H; ++h)
+        for (index_t d = 0; d < D; ++d) t.view(b, s, h, d) = from_float<T>(n(g.g));
+  return t;
+}
+
+/// Output buffers pre-filled with a sentinel, with guard elements after each and (strided layouts)
+/// padding inside O, so any write outside the outputs shows.
+constexpr index_t kGuard = 37;
+struct outputs {
+  std::vector<float> o, lse, km;
+  tensor_view<float> view;
+  index_t n_lse = 0, n_km = 0;
+  outputs(const config& c) {
+    const index_t cap = c.lo == layout::cache ? c.Sq + 2 : c.Sq;
+    o.assign(static_cast<std::size_t>(c.B * cap * c.Hq * c.Dv + kGuard), kSentinel);
+    switch (c.lo) {
+      case layout::bshd: view = bshd(o.data(), c.B, c.Sq, c.Hq, c.Dv); break;
+      case layout::bhsd: view = bhsd(o.data(), c.B, c.Hq, c.Sq, c.Dv); break;
+      case layout::cache:
+        view = tensor_view<float>{o.data(), {c.B, c.Sq, c.Hq, c.Dv}, {c.Hq * cap * c.Dv, c.Dv, cap * c.Dv, 1}};
+        break;
+    }
+    n_lse = c.B * c.Hq * c.Sq;
+    n_km = c.B * c.Hq * c.Sk;
+    lse.assign(static_cast<std::size_t>(n_lse + kGuard), kSentinel);
+    km.assign(static_cast<std::size_t>(n_km + kGuard), kSentinel);
+  }
+  float* lse_ptr(bool on) { return on ? lse.data() : nullptr; }
+  float* km_ptr(bool on) { return on ? km.data() : nullptr; }
+  /// O as contiguous [B, Sq, Hq, Dv].
+  std::vector<float> o_dense() const {
+    std::vector<float> r;
+    r.reserve(static_cast<std::size_t>(view.extents[0] * view.extents[1] * view.extents[2] * view.extents[3]));
+    for (index_t b = 0; b < view.extents[0]; ++b)
+      for (index_t s = 0; s < view.extents[1]; ++s)
+        for (index_t h = 0; h < view.extents[2]; ++h)
+          for (index_t d = 0; d < view.extents[3]; ++d) r.push_back(view(b, s, h, d));
+    return r;
+  }
+  std::vector<float> lse_used() const { return {lse.begin(), lse.begin() + n_lse}; }
+  std::vector<float> km_used() const { return {km.begin(), km.begin() + n_km}; }
+  /// Elements written outside the outputs (sentinel changed), as a description; empty if none.
+  std::string stray_writes(bool lse_on, bool km_on) const {
+    std::vector<char> inside(o.size(), 0);
+    for (index_t b = 0; b < view.extents[0]; ++b)
+      for (index_t s = 0; s < view.extents[1]; ++s)
+        for (index_t h = 0; h < view.extents[2]; ++h)
+          for (index_t d = 0; d < view.extents[3]; ++d) inside[&view(b, s, h, d) - o.data()] = 1;
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < o.size(); ++i)
+      if (!inside[i] && !(o[i] == kSentinel)) ++bad;
+    std::string r;
+    if (bad) r += "out: " + std::to_string(bad) + " elements written outside the view; ";
+    auto scan = [&](const std::vector<float>& v, index_t n, bool on, const char* what) {
+      std::size_t k = 0;
+      for (std::size_t i = on ? static_cast<std::size_t>(n) : 0; i < v.size(); ++i)
+        if (!(v[i] == kSentinel)) ++k;
+      if (k) r += std::string(what) + ": " + std::to_string(k) + " elements written outside (or unrequested); ";
+    };
+    scan(lse, n_lse, lse_on, "lse");
+    scan(km, n_km, km_on, "key_mass");
+    return r;
+  }
+};
+
+// ---- the criterion -------------------------------------------------------------------------------
+template <class A, class B>
+double max_abs_diff(const A& a, const B& b) {
+  double e = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double x = a[i], y = b[i];
+    if (x == y) continue;  // also equal infinities
+    const double d = std::abs(x - y);
+    e = std::isnan(d) ? std::numeric_limits<double>::infinity() : std::max(e, d);
+  }
+  return e;
+}
+template <class A>
+double max_abs(const A& a) {
+  double m = 0;
+  for (auto x : a)
+    if (std::isfinite(double(x))) m = std::max(m, std::abs(double(x)));
+  return m;
+}
+std::string fmt(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g", x);
+  return b;
+}
+/// Empty when `got` passes the criterion, else a description.
+std::string accuracy(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<float>& naive,
+                     const char* what) {
+  if (got.size() != ref.size())
+    return std::string(what) + ": size " + std::to_string(got.size()) + " vs ref " + std::to_string(ref.size()) + "; ";
+  std::size_t nan = 0;
+  for (float x : got) nan += std::isnan(x);
+  if (nan) return std::string(what) + ": " + std::to_string(nan) + " NaN in output; ";
+  const double e = max_abs_diff(got, ref), en = max_abs_diff(naive, ref);
+  const double floor = 4.0 * std::numeric_limits<float>::epsilon() * std::max(1e-30, max_abs(ref));
+  if (e <= 2.0 * en + floor) return {};
+  return std::string(what) + ": error " + fmt(e) + " vs naive fp32 " + fmt(en) + " (floor " + fmt(floor) + "); ";
+}
+bool bitwise_equal(const float* a, const float* b, std::size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+
+std::string config::str() const {
+  std::ostringstream os;
+  os << "seed=" << seed << " case=" << index << " arch=" << ATTNKIT_TEST_ARCH_NAME << " combo=" << combo << " "
+     << (flash ? "flash" : "dense") << " " << name(type) << " B=" << B << " Sq=" << Sq << " Sk=" << Sk << " Hq=" << Hq
+     << " Hkv=" << Hkv << " Dk=" << Dk << " Dv=" << Dv << " layouts(q,k,v,o)=" << name(lq) << "," << name(lk) << ","
+     << name(lv) << "," << name(lo) << " mag=" << mag;
+  os << " window={" << wl << "," << wr << "} W=" << W << " sinks=" << nsink << " ids_stride=" << ids_stride;
+  if (!ids.empty()) {
+    os << " ids=[";
+    for (std::size_t i = 0; i < ids.size() && i < 24; ++i) os << (i ? "," : "") << ids[i];
+    os << (ids.size() > 24 ? ",...]" : "]");
+  }
+  os << " mask_fn={" << mf.a << "," << mf.b << "," << mf.m << ",mode " << mf.mode << "} cap=" << cap
+     << " score_fn={" << sf.mul << "," << sf.off << "}";
+  if (!slopes.empty()) os << " slope0=" << slopes[0];
+  if (!sinks.empty()) os << " sink0=" << sinks[0];
+  os << " sig_bias=" << sig_bias << " scale=" << (scale_default ? "default" : std::to_string(scale_v))
+     << " q_offset=" << qoff << " lse=" << want_lse << " key_mass=" << want_km << " exec=" << ex.str()
+     << " exec2=" << ex2.str();
+  for (auto& p : poison)
+    os << " poison{" << (p.which == 0 ? "K" : p.which == 1 ? "V" : "Q") << "[" << p.b << "," << p.s << "," << p.h
+       << "," << p.c << "]=" << p.value << "}";
+  return os.str();
+}
+
+// ---- results shared by every combination ----------------------------------------------------------
+struct case_result {
+  std::string errors;  // empty: passed
+  bool ran = false;
+};
+
+/// Checks that do not depend on the instantiation: accuracy, fully masked rows, stray writes.
+template <class R>
+void check_against_ref(const config& c, const R& ref, const ref::result<float>& naive, outputs& out,
+                       const std::vector<std::uint8_t>& keep, bool has_lse, const std::vector<float>& sinks,
+                       std::string& err) {
+  const auto o = out.o_dense();
+  err += accuracy(o, ref.o, naive.o, "O");
+  if (has_lse && c.want_lse) err += accuracy(out.lse_used(), ref.lse, naive.lse, "LSE");
+  if (c.want_km) err += accuracy(out.km_used(), ref.key_mass, naive.key_mass, "key_mass");
+  err += out.stray_writes(has_lse && c.want_lse, c.want_km);
+  // Fully masked rows: O exactly 0 and LSE exactly -inf (or the sink logit).
+  std::size_t bad_o = 0, bad_lse = 0;
+  for (index_t b = 0; b < c.B; ++b)
+    for (index_t h = 0; h < c.Hq; ++h)
+      for (index_t i = 0; i < c.Sq; ++i) {
+        const std::uint8_t* kr = keep.data() + ((b * c.Hq + h) * c.Sq + i) * c.Sk;
+        if (std::any_of(kr, kr + c.Sk, [](std::uint8_t x) { return x != 0; })) continue;
+        for (index_t d = 0; d < c.Dv; ++d)
+          if (!(out.view(b, i, h, d) == 0.f)) ++bad_o;
+        if (has_lse && c.want_lse) {
+          const float want = sinks.empty() ? -kInf : sinks[h];
+          if (!(out.lse[(b * c.Hq + h) * c.Sq + i] == want)) ++bad_lse;
+        }
+      }
+  if (bad_o) err += "fully masked rows: " + std::to_string(bad_o) + " O elements not exactly 0; ";
+  if (bad_lse) err += "fully masked rows: " + std::to_string(bad_lse) + " LSE values not -inf / sink logit; ";
+}
+
+void compare_runs(const config& c, const outputs& a, const outputs& b, bool has_lse, std::string& err) {
+  const auto oa = a.o_dense(), ob = b.o_dense();
+  if (!bitwise_equal(oa.data(), ob.data(), oa.size()))
+    err += "O differs bitwise between " + c.ex.str() + " and " + c.ex2.str() + "; ";
+  if (has_lse && c.want_lse && !bitwise_equal(a.lse.data(), b.lse.data(), a.lse.size()))
+    err += "LSE differs bitwise between executors; ";
+  if (c.want_km && !bitwise_equal(a.km.data(), b.km.data(), a.km.size()))
+    err += "key_mass differs bitwise between executors; ";
+}
+
+/// Poisoned run vs clean run (same executor): rows that keep no poisoned entry are bitwise
+/// unchanged; NaN propagates to rows that keep it.
+void check_poison(const config& c, const outputs& clean, const outputs& pois, const std::vector<std::uint8_t>& keep,
+                  const std::vector<double>& probs, bool has_lse, std::string& err) {
+  const index_t group = c.Hq / c.Hkv;
+  std::size_t changed = 0, not_nan = 0;
+  std::string first;
+  for (index_t b = 0; b < c.B; ++b)
+    for (index_t h = 0; h < c.Hq; ++h)
+      for (index_t i = 0; i < c.Sq; ++i) {
+        const std::size_t row = static_cast<std::size_t>((b * c.Hq + h) * c.Sq + i);
+        const std::uint8_t* kr = keep.data() + row * c.Sk;
+        const bool any_kept = std::any_of(kr, kr + c.Sk, [](std::uint8_t x) { return x != 0; });
+        bool touched = false, whole_nan = false;
+        std::vector<index_t> nan_cols;
+        for (const auto& p : c.poison) {
+          if (p.b != b) continue;
+          if (p.which == 2) {
+            if (p.s == i && p.h == h) {
+              touched = true;
+              if (any_kept) whole_nan = true;  // a fully masked row stays 0 whatever q holds
+            }
+          } else if (p.h == h / group && kr[p.s]) {
+            touched = true;
+            if (std::isnan(p.value)) {
+              if (p.which == 0) whole_nan = true;
+              else if (probs[row * c.Sk + p.s] > 1e-20) nan_cols.push_back(p.c);  // weight clearly > 0
+            }
+          }
+        }
+        if (!touched) {
+          for (index_t d = 0; d < c.Dv; ++d) {
+            const float x = clean.view(b, i, h, d), y = pois.view(b, i, h, d);
+            if (std::memcmp(&x, &y, sizeof x) != 0) {
+              if (!changed++)
+                first = "[b=" + std::to_string(b) + " h=" + std::to_string(h) + " i=" + std::to_string(i) +
+                        " d=" + std::to_string(d) + ": " + fmt(x) + " -> " + fmt(y) + "]";
+              break;
+            }
+          }
+          if (has_lse && c.want_lse && std::memcmp(&clean.lse[row], &pois.lse[row], sizeof(float)) != 0) {
+            if (!changed++) first = "[LSE row " + std::to_string(row) + "]";
+          }
+        } else {
+          bool ok = true;
+          if (whole_nan)
+            for (index_t d = 0; d < c.Dv; ++d) ok = ok && std::isnan(pois.view(b, i, h, d));
+          for (index_t d : nan_cols) ok = ok && std::isnan(pois.view(b, i, h, d));
+          if (!ok) ++not_nan;
+        }
+      }
+  if (changed)
+    err += "poison: " + std::to_string(changed) + " rows that keep no poisoned entry changed, first " + first + "; ";
+  if (not_nan) err += "poison: " + std::to_string(not_nan) + " rows that keep a NaN entry are not NaN; ";
+}
+
+// ---- one policy combination -----------------------------------------------------------------------
+enum opt_bits { kScale = 1, kQoff = 2 };
+
+// AllTypes: bf16 / fp16 inputs too (a subset of rows, to bound the number of instantiations and
+// the TU's compile time); other rows always run float inputs.
+template <class M, class S, class N, int Opts, bool AllTypes>
+struct combo {
+  static auto policies(const config& c) {
+    auto base = std::make_tuple(build(tag<S>{}, c), build(tag<M>{}, c), build(tag<N>{}, c));
+    auto with_scale = [&] {
+      if constexpr (Opts & kScale) return std::tuple_cat(base, std::make_tuple(scale{c.scale_v}));
+      else return base;
+    }();
+    if constexpr (Opts & kQoff) return std::tuple_cat(with_scale, std::make_tuple(query_offset{c.qoff}));
+    else return with_scale;
+  }
+
+  template <class T>
+  static void kernel(const config& c, const tensor<T>& q, const tensor<T>& k, const tensor<T>& v, outputs& out,
+                     const fuzz_exec& ex, bool lse, bool km) {
+    std::apply(
+        [&](const auto&... p) {
+          if (c.flash)
+            flash_attention<Arch>(q.cview(), k.cview(), v.cview(), out.view, p..., ex, lse_out{out.lse_ptr(lse)},
+                                  key_mass_out{out.km_ptr(km)});
+          else
+            dense_attention<Arch>(q.cview(), k.cview(), v.cview(), out.view, p..., ex, lse_out{out.lse_ptr(lse)},
+                                  key_mass_out{out.km_ptr(km)});
+        },
+        policies(c));
+  }
+
+  template <class T>
+  static void run_t(const config& c, rng& g, case_result& res) {
+    using Norm = N;
+    constexpr bool has_lse = Norm::has_lse;
+    auto q = make_tensor<T>(c.B, c.Sq, c.Hq, c.Dk, c.lq, g, c.mag);
+    auto k = make_tensor<T>(c.B, c.Sk, c.Hkv, c.Dk, c.lk, g, c.mag);
+    auto v = make_tensor<T>(c.B, c.Sk, c.Hkv, c.Dv, c.lv, g, 1.f);
+    const auto pol = policies(c);
+    const auto ref = std::apply(
+        [&](const auto&... p) { return ref::attention<double>(q.cview(), k.cview(), v.cview(), p...); }, pol);
+    const auto naive = std::apply(
+        [&](const auto&... p) { return ref::attention<float>(q.cview(), k.cview(), v.cview(), p...); }, pol);
+    // keep[b, h, i, j]
+    std::vector<std::uint8_t> keep(static_cast<std::size_t>(c.B * c.Hq * c.Sq * c.Sk));
+    const auto& mask = std::get<1>(pol);
+    for (index_t b = 0; b < c.B; ++b)
+      for (index_t h = 0; h < c.Hq; ++h) {
+        const head_ctx ctx{b, h, c.q_offset()};
+        for (index_t i = 0; i < c.Sq; ++i)
+          for (index_t j = 0; j < c.Sk; ++j) keep[((b * c.Hq + h) * c.Sq + i) * c.Sk + j] = mask.keep(ctx, i, j);
+      }
+    const bool want_lse = has_lse && c.want_lse;
+    outputs out(c);
+    kernel(c, q, k, v, out, c.ex, want_lse, c.want_km);
+    res.ran = true;
+    std::vector<float> sinks;
+    if constexpr (std::is_same_v<Norm, softmax_with_sink>) sinks = c.sinks;
+    check_against_ref(c, ref, naive, out, keep, has_lse, sinks, res.errors);
+    // Another executor / thread count: bitwise identical.
+    outputs out2(c);
+    kernel(c, q, k, v, out2, c.ex2, want_lse, c.want_km);
+    compare_runs(c, out, out2, has_lse, res.errors);
+    // Poisoned inputs: same call on copies with NaN / Inf planted.
+    if (!c.poison.empty()) {
+      auto qp = clone(q), kp = clone(k), vp = clone(v);
+      for (const auto& p : c.poison) {
+        auto& t = p.which == 0 ? kp : p.which == 1 ? vp : qp;
+        t.view(p.b, p.s, p.h, p.c) = from_float<T>(p.value);
+      }
+      outputs clean(c), pois(c);
+      kernel(c, q, k, v, clean, c.ex, want_lse, false);
+      kernel(c, qp, kp, vp, pois, c.ex, want_lse, false);
+      check_poison(c, clean, pois, keep, ref.probs, has_lse, res.errors);
+    }
+  }
+
+  template <class T>
+  static tensor<T> clone(const tensor<T>& t) {
+    tensor<T> r;
+    r.buf = t.buf;
+    r.view = t.view;
+    r.view.data = r.buf.data() + (t.view.data - t.buf.data());
+    return r;
+  }
+
+  static void run(const config& c, rng& g, case_result& res) {
+    if constexpr (AllTypes) {
+      switch (c.type) {
+        case dtype::f32: run_t<float>(c, g, res); break;
+        case dtype::bf16: run_t<bf16>(c, g, res); break;
+        case dtype::fp16: run_t<fp16>(c, g, res); break;
+      }
+    } else {
+      run_t<float>(c, g, res);
+    }
+  }
+};
+
+// ---- the table of policy combinations ---------------------------------------------------------
+using sw = sliding_window;
+using mf = mask_fn<fuzz_mask_fn>;
+using sf = score_fn<fuzz_score_fn>;
+using sws = softmax_with_sink;
+
+struct combo_row {
+  const char* name;
+  void (*run)(const config&, rng&, case_result&);
+  bool has_lse, has_scale, has_qoff, has_document, is_sink, all_types;
+};
+template <class M>
+inline constexpr bool has_doc = std::is_same_v<M, document>;
+template <class A, class B>
+inline constexpr bool has_doc<and_<A, B>> = has_doc<A> || has_doc<B>;
+template <class A, class B>
+inline constexpr bool has_doc<or_<A, B>> = has_doc<A> || has_doc<B>;
+using doc_and_causal = and_<document, causal>;
+using sinks_or_window = or_<sink_tokens, sw>;
+using causal_and_fn = and_<causal, mf>;
+using window_or_doc = or_<sw, document>;
+using doc_and_window = and_<document, sw>;
+using causal_and_window = and_<causal, sw>;
+using fn_or_sinks = or_<mf, sink_tokens>;
+using sinks_and_causal = and_<sink_tokens, causal>;
+#define ROWT(M, S, N, O, T) \
+  combo_row { #M " | " #S " | " #N " | opts " #O, &combo<M, S, N, O, T>::run, N::has_lse, ((O) & kScale) != 0, \
+              ((O) & kQoff) != 0, has_doc<M>, std::is_same_v<N, sws>, T }
+#define ROW(M, S, N, O) ROWT(M, S, N, O, false)
+#define ROW16(M, S, N, O) ROWT(M, S, N, O, true)  // also bf16 / fp16 inputs
+
+const combo_row kCombos[] = {
+    ROW16(no_mask, dot_product, softmax, 0),
+    ROW16(causal, dot_product, softmax, 1),
+    ROW(causal, dot_product, softmax, 2),
+    ROW(sw, dot_product, softmax, 3),
+    ROW(sink_tokens, dot_product, softmax, 1),
+    ROW(document, dot_product, softmax, 1),
+    ROW(mf, dot_product, softmax, 0),
+    ROW(causal, softcap, softmax, 1),
+    ROW16(sw, alibi, softmax, 3),
+    ROW(no_mask, sf, softmax, 1),
+    ROW16(causal, dot_product, sws, 1),
+    ROW(no_mask, dot_product, sws, 2),
+    ROW(sw, softcap, sws, 1),
+    ROW16(causal, dot_product, sigmoid, 1),
+    ROW(no_mask, alibi, sigmoid, 3),
+    ROW16(doc_and_causal, dot_product, softmax, 1),
+    ROW(sinks_or_window, dot_product, softmax, 3),
+    ROW16(sinks_or_window, dot_product, sws, 1),
+    ROW(causal_and_fn, dot_product, softmax, 2),
+    ROW(window_or_doc, alibi, softmax, 1),
+    ROW(doc_and_window, softcap, sigmoid, 1),
+    ROW(causal_and_window, sf, softmax, 3),
+    ROW(fn_or_sinks, dot_product, softmax, 1),
+    ROW(causal, alibi, sws, 3),
+    ROW(document, sf, sws, 1),
+    ROW(no_mask, softcap, softmax, 2),
+    ROW(sinks_and_causal, dot_product, sigmoid, 2),
+    ROW16(mf, softcap, sws, 1),
+};
+constexpr int kNumCombos = sizeof(kCombos) / sizeof(kCombos[0]);
+
+// ---- drawing a case ------------------------------------------------------------------------------
+index_t draw_len(rng& g, index_t max_rand) {
+  const int r = static_cast<int>(g.uni(0, 99));
+  if (r < 5) return 0;
+  if (r < 15) return 1;
+  if (r < 35) return g.pick({7, 63, 65});
+  return g.uni(1, max_rand);
+}
+index_t draw_dim(rng& g) {
+  const int r = static_cast<int>(g.uni(0, 99));
+  if (r < 25) return 64;
+  if (r < 45) return 128;
+  if (r < 65) return 2 * g.uni(0, 127) + 1;  // odd
+  if (r < 80) return g.pick({1, 2, 3, 16, 80, 96, 256});
+  return g.uni(1, 256);
+}
+fuzz_exec draw_exec(rng& g) {
+  const int r = static_cast<int>(g.uni(0, 2));
+  if (r == 0) return {0, 1};
+  return {r, static_cast<int>(g.uni(1, 3))};
+}
+
+config draw(std::uint64_t seed, long index, rng& g) {
+  config c;
+  c.seed = seed;
+  c.index = index;
+  c.combo = static_cast<int>(g.uni(0, kNumCombos - 1));
+  const combo_row& row = kCombos[c.combo];
+  c.type = row.all_types ? g.pick({dtype::f32, dtype::bf16, dtype::fp16}) : dtype::f32;
+  c.flash = g.coin(0.6);
+  c.B = g.uni(1, 3);
+  if (g.coin(0.25)) {  // decode shapes
+    c.Sq = g.uni(1, 16);
+    c.Sk = g.coin(0.2) ? draw_len(g, 300) : g.uni(1, 3000);
+  } else {
+    c.Sq = draw_len(g, 300);
+    c.Sk = draw_len(g, 300);
+  }
+  c.Hkv = g.pick({1, 1, 2, 3});
+  c.Hq = c.Hkv * g.pick({1, 2, 4, 8});
+  c.Dk = draw_dim(g);
+  c.Dv = g.coin(0.5) ? c.Dk : draw_dim(g);
+  // Bound the fp64 reference's work (B * Hq * Sq * Sk * (Dk + Dv)).
+  while (c.B * c.Hq * c.Sq * c.Sk * (c.Dk + c.Dv) > 12'000'000) {
+    if (c.B > 1) --c.B;
+    else if (c.Hq > c.Hkv) c.Hq /= 2;
+    else if (c.Dk + c.Dv > 96) c.Dk = std::max<index_t>(1, c.Dk / 2), c.Dv = std::max<index_t>(1, c.Dv / 2);
+    else if (c.Hkv > 1) c.Hkv = c.Hq = 1;
+    else c.Sk = c.Sk / 2;
+  }
+  const layout ls[] = {layout::bshd, layout::bhsd, layout::cache};
+  c.lq = g.pick(ls), c.lk = g.pick(ls), c.lv = g.coin(0.7) ? c.lk : g.pick(ls), c.lo = g.pick(ls);
+  c.mag = g.coin(0.15) ? 30.f : 1.f;
+
+  // query offset (document: keep pos(i) < Sk, see the report: document reads ids[pos(i)])
+  c.qoff = c.Sk - c.Sq;
+  if (row.has_qoff && g.coin(0.7)) {
+    c.qoff = g.uni(-c.Sq - 3, c.Sk + 3);
+    if (row.has_document) c.qoff = std::min(c.qoff, c.Sk - c.Sq);
+  }
+  // masks
+  auto win = [&]() -> index_t {
+    const int r = static_cast<int>(g.uni(0, 9));
+    if (r < 2) return -1;
+    if (r < 4) return g.uni(0, 2);
+    return g.uni(0, std::max<index_t>(1, c.Sk));
+  };
+  c.wl = win(), c.wr = win();
+  if (g.coin(0.25)) c.W = g.uni(1, std::max<index_t>(1, c.Sk + 2));
+  c.nsink = g.coin(0.2) ? 0 : g.uni(0, std::min<index_t>(c.Sk + 2, 8));
+  c.ids_stride = g.coin(0.5) ? 0 : c.Sk;
+  {
+    const index_t rows = c.ids_stride == 0 ? 1 : c.B;
+    const double p_new = g.pick({0.0, 0.01, 0.05, 0.3});
+    for (index_t b = 0; b < rows; ++b) {
+      std::int32_t id = static_cast<std::int32_t>(g.uni(-2, 3));
+      for (index_t j = 0; j < c.Sk; ++j) {
+        if (g.coin(p_new)) id += static_cast<std::int32_t>(g.uni(1, 3));
+        c.ids.push_back(id);
+      }
+    }
+  }
+  c.mf = {static_cast<int>(g.uni(1, 7)), static_cast<int>(g.uni(1, 7)), static_cast<int>(g.uni(2, 5)),
+          g.coin(0.08) ? 2 : static_cast<int>(g.uni(0, 1))};
+  // scores
+  c.cap = g.pick({0.5f, 1.f, 5.f, 20.f, 50.f});
+  if (g.coin(0.5)) c.slopes = alibi::standard_slopes(c.Hq);
+  else
+    for (index_t h = 0; h < c.Hq; ++h) c.slopes.push_back(static_cast<float>(g.real(0, 1)));
+  c.sf = {static_cast<float>(g.real(-1.5, 1.5)), static_cast<float>(g.real(-2, 2))};
+  // normalizers
+  const float sink_mag = g.coin(0.2) ? 30.f : 4.f;
+  for (index_t h = 0; h < c.Hq; ++h) c.sinks.push_back(static_cast<float>(g.real(-sink_mag, sink_mag)));
+  c.sig_bias = g.coin(0.3) ? -std::log(float(std::max<index_t>(c.Sk, 1))) : static_cast<float>(g.real(-5, 2));
+  // options
+  if (row.has_scale) {
+    const int r = static_cast<int>(g.uni(0, 9));
+    c.scale_default = false;
+    if (r < 3) c.scale_v = 1.f / std::sqrt(float(c.Dk));
+    else if (r < 8) c.scale_v = static_cast<float>(std::exp(g.real(std::log(0.01), std::log(2.0))));
+    else c.scale_v = g.pick({8.f, 50.f, 1000.f, -0.5f, 0.f});
+  }
+  c.want_lse = row.has_lse && g.coin(0.7);
+  c.want_km = g.coin(0.3);
+  c.ex = draw_exec(g);
+  do c.ex2 = draw_exec(g);
+  while (c.ex2.mode == c.ex.mode && c.ex2.threads == c.ex.threads);
+  // poison
+  if (c.Sk > 0 && c.B > 0 && g.coin(0.3)) {
+    const int n = static_cast<int>(g.uni(1, 3));
+    for (int t = 0; t < n; ++t) {
+      poison_site p{};
+      p.which = static_cast<int>(g.uni(0, 1));
+      p.b = g.uni(0, c.B - 1), p.s = g.uni(0, c.Sk - 1), p.h = g.uni(0, c.Hkv - 1);
+      p.c = g.uni(0, (p.which == 0 ? c.Dk : c.Dv) - 1);
+      p.value = g.pick({kNaN, kNaN, kInf, -kInf});
+      c.poison.push_back(p);
+    }
+  } else if (c.Sq > 0 && g.coin(0.1)) {
+    poison_site p{};
+    p.which = 2;
+    p.b = g.uni(0, c.B - 1), p.s = g.uni(0, c.Sq - 1), p.h = g.uni(0, c.Hq - 1), p.c = g.uni(0, c.Dk - 1);
+    p.value = kNaN;
+    c.poison.push_back(p);
+  }
+  return c;
+}
+
+// ---- malformed calls ---------------------------------------------------------------------------
+// Two fixed instantiations carry every breakable parameter: (A) alibi, (sink_tokens |
+// sliding_window) & document, softmax_with_sink, scale, lse_out, key_mass_out, workspace; (B)
+// softcap, causal, sigmoid, scale, lse_out. A valid call is built, then one thing is broken.
+enum class breakage {
+  k_batch, v_batch, v_seq, v_heads, k_dim, out_batch, out_seq, out_heads, out_dim, gqa,
+  null_q, null_k, null_v, null_out, stride_q, stride_k, stride_v, stride_out,
+  out_overlaps_q, out_overlaps_k, out_overlaps_v, out_self_overlap, lse_overlaps_out, km_overlaps_lse,
+  alibi_nan, alibi_inf, alibi_count, sink_negative, window_left, window_right, ids_length, ids_decreasing,
+  ids_stride, scale_nan, scale_inf, workspace_small, sink_logit_count, sink_logit_nan,
+  cap_zero, cap_nan, sigmoid_bias_nan, sigmoid_lse, doc_query_offset,
+  count
+};
+const char* name(breakage b) {
+  static const char* n[] = {"k_batch", "v_batch", "v_seq", "v_heads", "k_dim", "out_batch", "out_seq", "out_heads",
+                            "out_dim", "gqa", "null_q", "null_k", "null_v", "null_out", "stride_q", "stride_k",
+                            "stride_v", "stride_out", "out_overlaps_q", "out_overlaps_k", "out_overlaps_v",
+                            "out_self_overlap", "lse_overlaps_out", "km_overlaps_lse", "alibi_nan", "alibi_inf",
+                            "alibi_count", "sink_negative", "window_left", "window_right", "ids_length",
+                            "ids_decreasing", "ids_stride", "scale_nan", "scale_inf", "workspace_small",
+                            "sink_logit_count", "sink_logit_nan", "cap_zero", "cap_nan", "sigmoid_bias_nan",
+                            "sigmoid_lse", "doc_query_offset"};
+  return n[static_cast<int>(b)];
+}
+
+struct malformed_result {
+  std::string desc, errors;
+};
+
+malformed_result run_malformed(std::uint64_t seed, long index, rng& g) {
+  const auto br = static_cast<breakage>(g.uni(0, static_cast<index_t>(breakage::count) - 1));
+  const bool flash = g.coin(0.5);
+  const char* fn = flash ? "flash_attention" : "dense_attention";
+  index_t B = g.uni(1, 2), Sq = g.uni(2, 20), Sk = g.uni(1, 40), Hkv = g.uni(1, 2), Hq = Hkv * g.uni(1, 4),
+          Dk = g.uni(1, 40), Dv = g.uni(1, 40);
+  // Generous buffers: a broken view (+1 extent, stride 2, more heads) stays inside them, so a call
+  // that wrongly does not throw cannot corrupt memory.
+  auto room = [&](index_t S, index_t H, index_t D) { return static_cast<std::size_t>((B + 1) * (S + 2) * (H + 8) * (2 * D + 2)); };
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> qb(room(Sq, Hq, Dk)), kb(room(Sk, Hkv, Dk)), vb(room(Sk, Hkv, Dv));
+  for (auto* b : {&qb, &kb, &vb})
+    for (auto& x : *b) x = nd(g.g);
+  std::vector<float> ob(room(Sq, Hq, Dv), kSentinel), lb(static_cast<std::size_t>(2 * (B + 1) * (Hq + 8) * (Sq + 2)), kSentinel),
+      mb(static_cast<std::size_t>(2 * (B + 1) * (Hq + 8) * (Sk + 2)), kSentinel);
+  tensor_view<const float> q = bshd<const float>(qb.data(), B, Sq, Hq, Dk), k = bshd<const float>(kb.data(), B, Sk, Hkv, Dk),
+                           v = bshd<const float>(vb.data(), B, Sk, Hkv, Dv);
+  tensor_view<float> o = bshd(ob.data(), B, Sq, Hq, Dv);
+  float* lse = lb.data();
+  float* km = g.coin(0.5) ? mb.data() : nullptr;
+  std::vector<float> slopes = alibi::standard_slopes(Hq), sinks(static_cast<std::size_t>(Hq), 0.5f);
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(Sk));
+  for (index_t j = 0; j < Sk; ++j) ids[j] = static_cast<std::int32_t>(j / 7);
+  index_t ids_stride = 0, nsink = 2, wl = 5, wr = 0;
+  float sc = 0.3f, cap = 10.f, bias = -1.f;
+  index_t qo = Sk - Sq;
+  bool use_b = false;
+  std::vector<std::byte> wsb;
+  bool small_ws = false;
+  std::string expect;  // a substring what() must contain besides the entry point
+  auto with_d = [](tensor_view<const float> t, int axis, index_t delta) {
+    t.extents[axis] += delta;
+    return t;
+  };
+  switch (br) {
+    case breakage::k_batch: k = bshd<const float>(kb.data(), B + 1, Sk, Hkv, Dk); expect = "k:"; break;
+    case breakage::v_batch: v = bshd<const float>(vb.data(), B + 1, Sk, Hkv, Dv); expect = "v:"; break;
+    case breakage::v_seq: v = bshd<const float>(vb.data(), B, Sk + 1, Hkv, Dv); expect = "v:"; break;
+    case breakage::v_heads: v = bshd<const float>(vb.data(), B, Sk, Hkv + 1, Dv); expect = "v:"; break;
+    case breakage::k_dim: k = bshd<const float>(kb.data(), B, Sk, Hkv, Dk + 1); expect = "k:"; break;
+    case breakage::out_batch: o = bshd(ob.data(), B + 1, Sq, Hq, Dv); expect = "out:"; break;
+    case breakage::out_seq: o = bshd(ob.data(), B, Sq + 1, Hq, Dv); expect = "out:"; break;
+    case breakage::out_heads: o = bshd(ob.data(), B, Sq, Hq + 1, Dv); expect = "out:"; break;
+    case breakage::out_dim: o = bshd(ob.data(), B, Sq, Hq, Dv + 1); expect = "out:"; break;
+    case breakage::gqa:
+      // Hq % Hkv != 0: KV heads Hq + 1 (> Hq never divides it).
+      k = bshd<const float>(kb.data(), B, Sk, Hq + 1, Dk), v = bshd<const float>(vb.data(), B, Sk, Hq + 1, Dv);
+      expect = "heads";
+      break;
+    case breakage::null_q: q.data = nullptr; expect = "q:"; break;
+    case breakage::null_k: k.data = nullptr; expect = "k:"; break;
+    case breakage::null_v: v.data = nullptr; expect = "v:"; break;
+    case breakage::null_out: o.data = nullptr; expect = "out:"; break;
+    case breakage::stride_q: q.strides = {Sq * Hq * Dk * 2, Hq * Dk * 2, Dk * 2, 2}; expect = "q:"; break;
+    case breakage::stride_k: k.strides = {Sk * Hkv * Dk * 2, Hkv * Dk * 2, Dk * 2, 2}; expect = "k:"; break;
+    case breakage::stride_v: v.strides = {Sk * Hkv * Dv * 2, Hkv * Dv * 2, Dv * 2, 2}; expect = "v:"; break;
+    case breakage::stride_out: o.strides = {Sq * Hq * Dv * 2, Hq * Dv * 2, Dv * 2, 2}; expect = "out:"; break;
+    case breakage::out_overlaps_q: o.data = qb.data() + g.uni(0, 3); expect = "out:"; break;
+    case breakage::out_overlaps_k: o.data = kb.data() + g.uni(0, 3); expect = "out:"; break;
+    case breakage::out_overlaps_v: o.data = vb.data() + g.uni(0, 3); expect = "out:"; break;
+    case breakage::out_self_overlap: o.strides[1] = 0; expect = "out:"; break;  // every query row aliases row 0
+    case breakage::lse_overlaps_out: lse = ob.data() + g.uni(0, 3); expect = "lse_out"; break;
+    case breakage::km_overlaps_lse: km = lb.data() + g.uni(0, 3); expect = "_out"; break;  // names lse_out/key_mass_out
+    case breakage::alibi_nan: slopes[g.uni(0, Hq - 1)] = kNaN; expect = "slopes"; break;
+    case breakage::alibi_inf: slopes[g.uni(0, Hq - 1)] = g.coin(0.5) ? kInf : -kInf; expect = "slopes"; break;
+    case breakage::alibi_count: slopes.push_back(0.1f); expect = "slopes"; break;
+    case breakage::sink_negative: nsink = -g.uni(1, 5); expect = "sink_tokens"; break;
+    case breakage::window_left: wl = -g.uni(2, 5); expect = "left"; break;
+    case breakage::window_right: wr = -g.uni(2, 5); expect = "right"; break;
+    case breakage::ids_length: ids.resize(static_cast<std::size_t>(Sk + (g.coin(0.5) ? 1 : -1))); expect = "ids"; break;
+    case breakage::ids_decreasing:
+      if (Sk >= 2) {
+        const index_t j = g.uni(1, Sk - 1);
+        ids[j] = ids[j - 1] - 1;
+        for (index_t t = j + 1; t < Sk; ++t) ids[t] = ids[j];
+        expect = "ids";
+      } else {
+        ids.resize(static_cast<std::size_t>(Sk + 1));  // Sk = 1 cannot decrease: break the length instead
+        expect = "ids";
+      }
+      break;
+    case breakage::ids_stride: ids_stride = Sk + 1; expect = "batch_stride"; break;
+    case breakage::scale_nan: sc = kNaN; expect = "scale"; break;
+    case breakage::scale_inf: sc = g.coin(0.5) ? kInf : -kInf; expect = "scale"; break;
+    case breakage::workspace_small: small_ws = true; expect = "workspace"; break;
+    case breakage::sink_logit_count: sinks.pop_back(); expect = "logits"; break;
+    case breakage::sink_logit_nan: sinks[g.uni(0, Hq - 1)] = g.coin(0.5) ? kNaN : kInf; expect = "logits"; break;
+    case breakage::cap_zero: use_b = true, cap = g.coin(0.5) ? 0.f : -1.f; expect = "cap"; break;
+    case breakage::cap_nan: use_b = true, cap = kNaN; expect = "cap"; break;
+    case breakage::sigmoid_bias_nan: use_b = true, bias = kNaN; expect = "bias"; break;
+    case breakage::sigmoid_lse: use_b = true; expect = "lse_out"; break;
+    case breakage::doc_query_offset: qo = Sk - Sq + g.uni(1, 5); expect = "query_offset"; break;  // ids[pos] past Sk
+    case breakage::count: break;
+  }
+  (void)with_d;
+  if (use_b && br != breakage::sigmoid_lse) lse = nullptr;
+  std::ostringstream os;
+  os << "seed=" << seed << " case=" << index << " arch=" << ATTNKIT_TEST_ARCH_NAME << " malformed=" << name(br) << " "
+     << fn << " B=" << B << " Sq=" << Sq << " Sk=" << Sk << " Hq=" << Hq << " Hkv=" << Hkv << " Dk=" << Dk << " Dv=" << Dv
+     << (use_b ? " set=B" : " set=A");
+  malformed_result r{os.str(), {}};
+  set_current(r.desc);
+
+  const fuzz_exec ex{0, 1};
+  const auto mask = (sink_tokens{nsink} | sliding_window{wl, wr}) & document{std::span<const std::int32_t>(ids), ids_stride};
+  const alibi al{std::span<const float>(slopes)};
+  const softmax_with_sink sn{std::span<const float>(sinks)};
+  auto call_a = [&](const workspace& w) {
+    if (flash) flash_attention<Arch>(q, k, v, o, al, mask, sn, scale{sc}, query_offset{qo}, lse_out{lse}, key_mass_out{km}, w, ex);
+    else dense_attention<Arch>(q, k, v, o, al, mask, sn, scale{sc}, query_offset{qo}, lse_out{lse}, key_mass_out{km}, w, ex);
+  };
+  auto call_b = [&] {
+    if (flash) flash_attention<Arch>(q, k, v, o, softcap{cap}, causal{}, sigmoid{bias}, scale{sc}, lse_out{lse}, ex);
+    else dense_attention<Arch>(q, k, v, o, softcap{cap}, causal{}, sigmoid{bias}, scale{sc}, lse_out{lse}, ex);
+  };
+  // Workspace: exactly enough (from a valid twin of the call) unless the breakage is its size.
+  if (!use_b) {
+    index_t need = 0;
+    try {
+      const workspace none{};
+      (void)none;
+      std::vector<float> tmp(static_cast<std::size_t>(B * Sq * Hq * Dv));
+      const auto o_ok = bshd(tmp.data(), B, Sq, Hq, Dv);
+      const auto q_ok = bshd<const float>(qb.data(), B, Sq, Hq, Dk), k_ok = bshd<const float>(kb.data(), B, Sk, Hkv, Dk),
+                 v_ok = bshd<const float>(vb.data(), B, Sk, Hkv, Dv);
+      std::vector<float> slopes_ok = alibi::standard_slopes(Hq), sinks_ok(static_cast<std::size_t>(Hq), 0.5f);
+      std::vector<std::int32_t> ids_ok(static_cast<std::size_t>(Sk), 0);
+      const auto mask_ok = (sink_tokens{2} | sliding_window{5, 0}) & document{std::span<const std::int32_t>(ids_ok), 0};
+      need = flash ? flash_workspace_bytes<Arch>(q_ok, k_ok, v_ok, o_ok, alibi{std::span<const float>(slopes_ok)}, mask_ok,
+                                                 softmax_with_sink{std::span<const float>(sinks_ok)}, ex)
+                   : dense_workspace_bytes<Arch>(q_ok, k_ok, v_ok, o_ok, alibi{std::span<const float>(slopes_ok)}, mask_ok,
+                                                 softmax_with_sink{std::span<const float>(sinks_ok)}, ex);
+    } catch (const std::exception& e) {
+      r.errors += std::string("workspace_bytes of the valid twin threw: ") + e.what() + "; ";
+      return r;
+    }
+    wsb.resize(static_cast<std::size_t>(small_ws ? g.uni(0, std::max<index_t>(0, need - 1)) : need));
+  }
+  const auto snap = [&] { return std::make_tuple(qb, kb, vb, ob, lb, mb); };
+  const auto before = snap();
+  try {
+    if (use_b) call_b();
+    else call_a(workspace{std::span<std::byte>(wsb)});
+    r.errors += std::string("did not throw (expected attnkit::invalid_argument naming ") + fn + " and '" + expect + "'); ";
+  } catch (const attnkit::invalid_argument& e) {
+    const std::string w = e.what();
+    if (w.find(fn) == std::string::npos) r.errors += "message does not name " + std::string(fn) + ": \"" + w + "\"; ";
+    if (w.find(expect) == std::string::npos) r.errors += "message does not name '" + expect + "': \"" + w + "\"; ";
+  } catch (const std::exception& e) {
+    r.errors += std::string("threw something other than attnkit::invalid_argument: ") + e.what() + "; ";
+  }
+  if (snap() != before) r.errors += "a buffer changed although the call was invalid; ";
+  return r;
+}
+
+// ---- driver --------------------------------------------------------------------------------------
+std::uint64_t case_seed(std::uint64_t seed, long index) {
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(index) * 0xBF58476D1CE4E5B9ull + 1;
+  x ^= x >> 31;
+  return x * 0x94D049BB133111EBull;
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: attnkit_fuzz_%s --seed S --cases N [--time-limit SEC] [--only I] [--verbose]\n",
+               ATTNKIT_TEST_ARCH_NAME);
+  return 64;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::uint64_t seed = 1;
+  long cases = 100, only = -1;
+  double time_limit = 0;
+  bool verbose = false;
+  for (int a = 1; a < argc; ++a) {
+    const std::string s = argv[a];
+    auto next = [&]() -> const char* { return a + 1 < argc ? argv[++a] : nullptr; };
+    const char* val = nullptr;
+    if (s == "--verbose") verbose = true;
+    else if ((s == "--seed" || s == "--cases" || s == "--time-limit" || s == "--only") && (val = next())) {
+      if (s == "--seed") seed = std::strtoull(val, nullptr, 10);
+      else if (s == "--cases") cases = std::strtol(val, nullptr, 10);
+      else if (s == "--time-limit") time_limit = std::strtod(val, nullptr);
+      else only = std::strtol(val, nullptr, 10);
+    } else return usage();
+  }
+  if (!arch_available<Arch>()) {
+    std::printf("attnkit_fuzz_%s: CPU lacks %s; skipped at run time\n", ATTNKIT_TEST_ARCH_NAME, ATTNKIT_TEST_ARCH_NAME);
+    return 0;
+  }
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // (Under a sanitizer its own report is better: keep its handlers. --verbose names each case.)
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, on_signal);
+#endif
+
+  const auto t0 = std::chrono::steady_clock::now();
+  long ran = 0, mismatches = 0, malformed = 0, malformed_fail = 0;
+  std::vector<long> per_combo_fail(kNumCombos, 0);
+  const long first = only >= 0 ? only : 0, last = only >= 0 ? only + 1 : cases;
+  for (long i = first; i < last; ++i) {
+    if (time_limit > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > time_limit)
+      break;
+    rng g(case_seed(seed, i));
+    const config c = draw(seed, i, g);
+    const std::string desc = c.str();
+    set_current(desc);
+    if (verbose) std::printf("case %s | %s\n", desc.c_str(), kCombos[c.combo].name), std::fflush(stdout);
+    case_result res;
+    try {
+      kCombos[c.combo].run(c, g, res);
+    } catch (const std::exception& e) {
+      res.errors += std::string("valid call threw: ") + e.what() + "; ";
+    }
+    ++ran;
+    if (!res.errors.empty()) {
+      ++mismatches;
+      ++per_combo_fail[c.combo];
+      std::printf("FAIL %s | %s | %s\n", desc.c_str(), kCombos[c.combo].name, res.errors.c_str());
+      std::fflush(stdout);
+    }
+    // One malformed call per case (cheap: validation throws before any work).
+    const auto m = run_malformed(seed, i, g);
+    ++malformed;
+    if (!m.errors.empty()) {
+      ++malformed_fail;
+      std::printf("FAIL %s | %s\n", m.desc.c_str(), m.errors.c_str());
+      std::fflush(stdout);
+    } else if (verbose) {
+      std::printf("ok %s\n", m.desc.c_str());
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("attnkit_fuzz_%s seed=%llu: %ld cases, %ld mismatches, 0 crashes (a crash aborts the run with its case), "
+              "%ld malformed calls checked, %ld malformed failures, %.1f s\n",
+              ATTNKIT_TEST_ARCH_NAME, static_cast<unsigned long long>(seed), ran, mismatches, malformed,
+              malformed_fail, secs);
+  if (mismatches)
+    for (int k = 0; k < kNumCombos; ++k)
+      if (per_combo_fail[k]) std::printf("  combo %d (%s): %ld failing cases\n", k, kCombos[k].name, per_combo_fail[k]);
+  return (mismatches || malformed_fail) ? 1 : 0;
+}
