@@ -75,8 +75,8 @@ int main(int argc, char** argv) {
 
   demo("causal, 8 heads, d=128", S, 8, 8, 128, ak::causal{});
   demo("non-causal, 8 heads, d=64", S, 8, 8, 64);
-  demo("sliding window 256 + 4 sink tokens, d=128", S, 8, 8, 128,
-       ak::sink_tokens{4} | ak::sliding_window::from_total(256));
+  demo("StreamingLLM: 4 sink tokens + window 256, causal, d=128", S, 8, 8, 128,
+       (ak::sink_tokens{4} | ak::sliding_window::from_total(256)) & ak::causal{});
   const float sinks[8] = {0.5f, 1.f, -1.f, 2.f, 0.f, 3.f, -2.f, 1.5f};
   demo("GQA 8q/2kv, learned sink logit, causal, d=64", S, 8, 2, 64, ak::causal{}, ak::softmax_with_sink{sinks});
   demo("softcap 30 + causal (Gemma-2 style), d=128", S, 8, 8, 128, ak::softcap{30.f}, ak::causal{});

@@ -4,9 +4,6 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
 
 namespace attnkit {
 
@@ -79,23 +76,11 @@ inline float to_float(float x) noexcept { return x; }
 inline float to_float(bf16 x) noexcept { return bf16::to_float(x.bits); }
 inline float to_float(fp16 x) noexcept { return fp16::to_float(x.bits); }
 
-/// Widen n contiguous elements to float (float: a copy; bf16: a shift the compiler vectorizes;
-/// fp16: the F16C instructions when the target has them).
+/// Widen n contiguous elements to float, element by element (portable; the kernels use the
+/// arch-keyed simd::widen_n, which is vectorized).
 template <class T>
 inline void to_float_n(const T* src, float* dst, std::int64_t n) noexcept {
-  std::int64_t i = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    if (n > 0) std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(n));
-    return;
-  } else if constexpr (std::is_same_v<T, fp16>) {
-#if defined(__F16C__)
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
-#endif
-  } else if constexpr (std::is_same_v<T, bf16>) {
-    for (; i < n; ++i) dst[i] = std::bit_cast<float>(std::uint32_t(src[i].bits) << 16);
-  }
-  for (; i < n; ++i) dst[i] = to_float(src[i]);
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = to_float(src[i]);
 }
 
 /// Narrow a float to an element type (round to nearest even).

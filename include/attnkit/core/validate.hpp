@@ -97,6 +97,8 @@ void check_view(const char* fn, const char* name, const tensor_view<T>& v) {
 template <class T>
 void check_distinct_elements(const char* fn, const char* name, const tensor_view<T>& v) {
   static const char* axis[4] = {"batch", "seq", "heads", "dim"};
+  for (auto e : v.extents)
+    if (e == 0) return;  // nothing is written
   int ax[4], n = 0;
   for (int a = 0; a < 4; ++a)
     if (v.extents[a] > 1) ax[n++] = a;

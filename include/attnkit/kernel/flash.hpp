@@ -22,4 +22,13 @@ index_t flash_workspace_bytes(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<
                                        std::forward<Args>(args)...);
 }
 
+/// Which engine, tiles and KV splits flash_attention with the same arguments runs, and why
+/// (validates the arguments like the call does; computes nothing).
+template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
+attention_plan plan_of(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out, Args&&... args) {
+  return detail::with_planned_call<Arch>("flash_attention", detail::kernel_kind::flash, tiling{},
+                                         [](const auto& call) { return call.describe(); }, q, k, v, out,
+                                         std::forward<Args>(args)...);
+}
+
 }  // namespace attnkit

@@ -58,6 +58,7 @@
 #include "attnkit/linear/feature_map.hpp"
 #include "attnkit/linear/options.hpp"
 #include "attnkit/mask/causal.hpp"
+#include "attnkit/simd/convert.hpp"
 #include "attnkit/simd/microkernel.hpp"
 
 namespace attnkit {
@@ -416,7 +417,7 @@ struct linear_call {
       if constexpr (std::is_same_v<std::remove_cv_t<TQ>, float> && Phi::is_identity) {
         scale_two<Arch>(src, r, qa + i * ldqa, Dk, scale, f);
       } else {
-        to_float_n(src, r, Dk);
+        simd::widen_n<Arch>(src, r, Dk);
         apply_features<Arch>(phi, r, Dk);
         scale_two<Arch>(r, r, qa + i * ldqa, Dk, scale, f);
       }
@@ -432,7 +433,7 @@ struct linear_call {
       transpose_rows<Arch>(k.row(b, j0, hk), k.strides[1], n, Dk, kt, Cp);
     } else {
       float* kr = ws + off_kr;
-      for (index_t j = 0; j < n; ++j) to_float_n(k.row(b, j0 + j, hk), kr + j * Dk, Dk);
+      for (index_t j = 0; j < n; ++j) simd::widen_n<Arch>(k.row(b, j0 + j, hk), kr + j * Dk, Dk);
       transpose_rows<Arch>(kr, Dk, n, Dk, kt, Cp);
     }
     if constexpr (!Phi::is_identity)
@@ -455,7 +456,7 @@ struct linear_call {
   void pack_v(float* sv, index_t b, index_t hk, index_t j0, index_t n) const {
     for (index_t j = 0; j < n; ++j) {
       float* row = sv + (Dk + j) * ldsv;
-      to_float_n(v.row(b, j0 + j, hk), row, Dv);
+      simd::widen_n<Arch>(v.row(b, j0 + j, hk), row, Dv);
       if (normalize) row[Dv] = 1.f;
       std::fill(row + Dva, row + Dvp, 0.f);
     }
@@ -619,12 +620,12 @@ struct linear_call {
     float* vv = ws + off_vv;
     float* acc = ws + off_acc;
     for (index_t t = 0; t < d.sq; ++t) {
-      to_float_n(q.row(b, t, h), qv, Dk);
+      simd::widen_n<Arch>(q.row(b, t, h), qv, Dk);
       apply_features<Arch>(phi, qv, Dk);
       scale_row<Arch>(qv, qv, Dk, scale);
-      to_float_n(k.row(b, t, hk), kv, Dk);
+      simd::widen_n<Arch>(k.row(b, t, hk), kv, Dk);
       apply_features<Arch>(phi, kv, Dk);
-      to_float_n(v.row(b, t, hk), vv, Dv);
+      simd::widen_n<Arch>(v.row(b, t, hk), vv, Dv);
       const float* src = t == 0 ? s_in : S;  // in place after the first token (or when in == out)
       if (src) step_state<true>(S, src, lambda, kv, vv, qv, acc);
       else step_state<false>(S, src, lambda, kv, vv, qv, acc);

@@ -25,13 +25,46 @@
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/validate.hpp"
 #include "attnkit/kernel/scratch.hpp"
+#include "attnkit/simd/finite.hpp"
 #include "attnkit/simd/microkernel.hpp"
+#include "attnkit/simd/rowmajor.hpp"
 
 namespace attnkit {
+
+/// The tile engines of the mainloop. Both share the plan, the key traversal, the score / mask /
+/// normalizer passes on S^T and the epilogue; they differ in where Q and O live and in the two
+/// products:
+///  - prefill: rows are SIMD lanes (Q^T, O^T; K and V broadcast from memory), for many rows;
+///  - decode: rows are rows (vectors along the head dim, q.k reduced across lanes, P V as
+///    broadcast-p axpys), for the few rows of a decode step or a short draft: no lanes wasted on
+///    padding, K/V converted from bf16/fp16 in registers.
+enum class engine : std::uint8_t { prefill, decode };
+
+/// What a flash / dense call runs: which engine, its tiles and KV splits, and why (plan_of).
+struct attention_plan {
+  engine kind = engine::prefill;
+  index_t rows = 0;        ///< rows per task: all query heads of a GQA group x a block of queries
+  index_t block_q = 0;     ///< queries per task
+  index_t block_kv = 0;    ///< keys per tile
+  index_t kv_splits = 1;   ///< parts the keys of each (batch, KV head) are split into
+  index_t split_len = 0;   ///< keys per part when kv_splits > 1
+  index_t tasks = 0;       ///< executor tasks of the main pass
+  const char* reason = "";
+};
 
 namespace detail {
 
 enum class kernel_kind { dense, flash };
+
+/// Where row r, column c of the Q and O accumulators sit in scratch (the engine's tile layout):
+/// prefill keeps them transposed (rows contiguous, stride 1), decode row-major.
+struct tile_layout {
+  index_t rs = 1, cs = 1;  // row and column strides
+  constexpr index_t at(index_t r, index_t c) const noexcept { return r * rs + c * cs; }
+};
+
+/// Few rows per KV head (decode, short drafts) take the decode engine.
+inline constexpr index_t decode_rows_max = 8;
 
 template <class A>
 inline constexpr bool has_apply_block = requires(const A& s, const head_ctx& c, float* x, index_t n) {
@@ -56,6 +89,9 @@ struct attention_call {
   bool dense;
   index_t g = 0, bq = 0, n_qb = 0, block_kv = 0, rows_p = 0;
   index_t n_split = 1, split_len = 0;  // split-KV for decode shapes (flash only)
+  engine eng = engine::prefill;
+  tile_layout ql, ol;                  // Q and O accumulator layouts of the engine
+  const char* reason = "";
 
   // Scratch layout (floats, per worker).
   index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_state = 0, off_alpha = 0, off_fac = 0,
@@ -71,13 +107,22 @@ struct attention_call {
     n_qb = d.sq > 0 ? (d.sq + bq - 1) / bq : 0;
     rows_p = align_up(g * bq, V::width);
     block_kv = (dense || t.block_kv <= 0) ? std::max<index_t>(d.sk, 1) : t.block_kv;
+    if (dense) reason = "dense: one tile of all keys (probabilities materialized)";
+    else if (g * d.sq <= decode_rows_max) {
+      eng = engine::decode;
+      reason = "decode: g x Sq <= 8 rows per KV head; vectors along the head dim, K/V streamed once per group";
+    } else
+      reason = "prefill: more than 8 rows per KV head; rows as SIMD lanes";
+    ql = eng == engine::decode ? tile_layout{d.dk, 1} : tile_layout{1, rows_p};
+    ol = eng == engine::decode ? tile_layout{d.dv, 1} : tile_layout{1, rows_p};
     index_t at = 0;
     auto take = [&](index_t n) { const index_t o = at; at += align_up(n, scratch_align); return o; };
     off_qt = take(d.dk * rows_p);
     off_ot = take(d.dv * rows_p);
     off_st = take(block_kv * rows_p);
-    off_kc = take(std::is_same_v<std::remove_cv_t<TK>, float> ? 0 : block_kv * d.dk);
-    off_vc = take(std::is_same_v<std::remove_cv_t<TV>, float> ? 0 : block_kv * d.dv);
+    // The prefill engine widens bf16 / fp16 tiles into these; decode converts in registers.
+    off_kc = take(std::is_same_v<std::remove_cv_t<TK>, float> || eng == engine::decode ? 0 : block_kv * d.dk);
+    off_vc = take(std::is_same_v<std::remove_cv_t<TV>, float> || eng == engine::decode ? 0 : block_kv * d.dv);
     off_state = take(2 * rows_p);
     off_alpha = take(rows_p);
     off_fac = take(rows_p);
@@ -90,6 +135,11 @@ struct attention_call {
       split_len = align_up(std::max(t.split_kv, (d.sk + max_splits - 1) / max_splits), block_kv);
       n_split = (d.sk + split_len - 1) / split_len;
     }
+  }
+
+  attention_plan describe() const {
+    const index_t groups = d.batch * d.hkv;
+    return {eng, g * bq, bq, block_kv, n_split, split_len, n_split > 1 ? groups * n_split : groups * n_qb, reason};
   }
 
   head_ctx ctx(index_t b, index_t hk, index_t hh) const { return {b, hk * g + hh, d.q_offset}; }
@@ -111,7 +161,7 @@ struct attention_call {
       return t.row(b, j0, hk);
     } else {
       const index_t D = t.dim();
-      for (index_t j = 0; j < nk; ++j) to_float_n(t.row(b, j0 + j, hk), conv + j * D, D);
+      for (index_t j = 0; j < nk; ++j) simd::widen_n<Arch>(t.row(b, j0 + j, hk), conv + j * D, D);
       ld = D;
       return conv;
     }
@@ -126,11 +176,13 @@ struct attention_call {
   // S^T for keys [j0, j0 + nk): q.k, scale (unless folded), score policy, mask.
   void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
     float* st = ws + off_st;
-    index_t ldk;
-    const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
-    // q.k summed in blocks of 16 (error ~ (16 + dk / 16) eps instead of dk eps): at large logits
-    // the dot product's rounding dominates the output error.
-    simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, 16);
+    if (eng == engine::decode) {
+      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.strides[1], st, rows_p);
+    } else {
+      index_t ldk;
+      const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
+      simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, d.dk);
+    }
     if (!fold_scale()) {
       const auto vs = V::set1(scale);
       for (index_t t = 0; t < nk * rows_p; t += V::width) V::store(st + t, V::load(st + t) * vs);
@@ -159,9 +211,12 @@ struct attention_call {
     for (index_t hh = 0; hh < g; ++hh)
       for (index_t ii = 0; ii < nq; ++ii) {
         const auto* src = q.row(b, q0 + ii, hk * g + hh);
-        for (index_t c = 0; c < d.dk; ++c) qt[c * rows_p + hh * nq + ii] = to_float(src[c]);
+        for (index_t c = 0; c < d.dk; ++c) qt[ql.at(hh * nq + ii, c)] = to_float(src[c]);
       }
     std::fill(ws + off_ot, ws + off_ot + d.dv * rows_p, 0.f);
+    // decode writes S^T only for the real rows; the padding lanes the normalizer also runs on
+    // must hold numbers.
+    if (eng == engine::decode) std::fill(ws + off_st, ws + off_st + block_kv * rows_p, 0.f);
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     for (index_t r = 0; r < rows_p; ++r) state[r] = a.norm.init();
   }
@@ -189,6 +244,15 @@ struct attention_call {
     for_each_tile(b, hk, q0, nq, jb, je, [&](index_t j0, index_t nk, tile_class cls) {
       scores(ws, b, hk, q0, nq, j0, nk, cls);
       a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
+      if (eng == engine::decode) {
+        const auto* vp = v.row(b, j0, hk);
+        if (simd::all_finite<Arch>(vp, nk, d.dv, v.strides[1]))
+          simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.strides[1], ws + off_ot, d.dv,
+                                ws + off_alpha);
+        else
+          accumulate_pv_isolated(ws, vp, v.strides[1], nk);
+        return;
+      }
       index_t ldv;
       const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
       if (simd::all_finite<Arch>(vp, nk, d.dv, ldv))
@@ -202,16 +266,18 @@ struct attention_call {
   // O^T = alpha * O^T + V^T P^T where a weight of exactly 0 (a masked key) contributes nothing
   // even if V holds NaN or Inf there (garbage in masked cache slots): 0 * NaN would poison the
   // row. Only tiles whose V has a non-finite entry come here.
-  void accumulate_pv_isolated(float* ws, const float* vp, index_t ldv, index_t nk) const {
+  template <class T>
+  void accumulate_pv_isolated(float* ws, const T* vp, index_t ldv, index_t nk) const {
     const float* pt = ws + off_st;
     const float* alpha = ws + off_alpha;
     float* ot = ws + off_ot;
+    const index_t rows = eng == engine::decode ? g * std::min(bq, d.sq) : rows_p;
     for (index_t c = 0; c < d.dv; ++c)
-      for (index_t r = 0; r < rows_p; ++r) {
+      for (index_t r = 0; r < rows; ++r) {
         float acc = 0.f;
         for (index_t j = 0; j < nk; ++j)
-          if (const float p = pt[j * rows_p + r]; p != 0.f) acc += p * vp[j * ldv + c];
-        ot[c * rows_p + r] = ot[c * rows_p + r] * alpha[r] + acc;
+          if (const float p = pt[j * rows_p + r]; p != 0.f) acc += p * to_float(vp[j * ldv + c]);
+        ot[ol.at(r, c)] = ot[ol.at(r, c)] * alpha[r] + acc;
       }
   }
 
@@ -227,7 +293,7 @@ struct attention_call {
       if constexpr (Norm::has_lse)
         if (a.lse) a.lse[((b * d.hq) + hk * g + hh) * d.sq + q0 + ii] = lse;
       float* dst = o.row(b, q0 + ii, hk * g + hh);
-      for (index_t c = 0; c < d.dv; ++c) dst[c] = ot[c * rows_p + r] * fac[r];
+      for (index_t c = 0; c < d.dv; ++c) dst[c] = ot[ol.at(r, c)] * fac[r];
     }
     if (a.probs) write_probs(ws, b, hk, q0, nq);
     if (a.key_mass) accumulate_key_mass(ws, b, hk, q0, nq);
@@ -260,10 +326,11 @@ struct attention_call {
     for (index_t sp = 1; sp < n_split; ++sp) {
       const float* p = parts + sp * part_floats();
       const auto* ps = reinterpret_cast<const row_state*>(p);
-      for (index_t r = 0; r < rows_p; ++r) {
+      for (index_t r = 0; r < g * nq; ++r) {
         float wa, wb;
         state[r] = Norm::merge(state[r], wa, ps[r], wb);
-        for (index_t c = 0; c < d.dv; ++c) ot[c * rows_p + r] = ot[c * rows_p + r] * wa + p[2 * rows_p + c * rows_p + r] * wb;
+        for (index_t c = 0; c < d.dv; ++c)
+          ot[ol.at(r, c)] = ot[ol.at(r, c)] * wa + p[2 * rows_p + ol.at(r, c)] * wb;
       }
     }
     epilogue(ws, b, hk, 0, nq);

@@ -147,23 +147,5 @@ struct vec<Arch> : vec_xsimd<Arch> {
 };
 #endif
 
-/// Whether every element of the rows x n block at p (row stride ld) is finite. One fma per
-/// vector: x * 0 is 0 for finite x and NaN for inf or NaN, so the sum is NaN iff one is not.
-template <class Arch>
-bool all_finite(const float* p, index_t rows, index_t n, index_t ld) noexcept {
-  using V = vec<Arch>;
-  auto acc = V::zero();
-  const auto z = V::zero();
-  float tail = 0.f;
-  for (index_t r = 0; r < rows; ++r) {
-    const float* x = p + r * ld;
-    index_t c = 0;
-    for (; c + V::width <= n; c += V::width) acc = V::fma(V::load(x + c), z, acc);
-    for (; c < n; ++c) tail += x[c] * 0.f;
-  }
-  const float s = V::hsum(acc) + tail;
-  return s == s;
-}
-
 }  // namespace simd
 }  // namespace attnkit
