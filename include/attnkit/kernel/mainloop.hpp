@@ -246,11 +246,14 @@ struct attention_call {
       a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
       if (eng == engine::decode) {
         const auto* vp = v.row(b, j0, hk);
+        // A tile whose V holds NaN / Inf takes the variant where zero weights (masked keys) skip
+        // their value: bitwise the same result elsewhere, and garbage never reaches a row.
         if (simd::all_finite<Arch>(vp, nk, d.dv, v.strides[1]))
           simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.strides[1], ws + off_ot, d.dv,
                                 ws + off_alpha);
         else
-          accumulate_pv_isolated(ws, vp, v.strides[1], nk);
+          simd::axpy_rows<Arch, std::remove_cv_t<TV>, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.strides[1],
+                                                            ws + off_ot, d.dv, ws + off_alpha);
         return;
       }
       index_t ldv;
@@ -259,26 +262,9 @@ struct attention_call {
         simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
                                      ws + off_alpha);
       else
-        accumulate_pv_isolated(ws, vp, ldv, nk);
+        simd::gemm_rows<Arch, false, true>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
+                                           ws + off_alpha);
     });
-  }
-
-  // O^T = alpha * O^T + V^T P^T where a weight of exactly 0 (a masked key) contributes nothing
-  // even if V holds NaN or Inf there (garbage in masked cache slots): 0 * NaN would poison the
-  // row. Only tiles whose V has a non-finite entry come here.
-  template <class T>
-  void accumulate_pv_isolated(float* ws, const T* vp, index_t ldv, index_t nk) const {
-    const float* pt = ws + off_st;
-    const float* alpha = ws + off_alpha;
-    float* ot = ws + off_ot;
-    const index_t rows = eng == engine::decode ? g * std::min(bq, d.sq) : rows_p;
-    for (index_t c = 0; c < d.dv; ++c)
-      for (index_t r = 0; r < rows; ++r) {
-        float acc = 0.f;
-        for (index_t j = 0; j < nk; ++j)
-          if (const float p = pt[j * rows_p + r]; p != 0.f) acc += p * to_float(vp[j * ldv + c]);
-        ot[ol.at(r, c)] = ot[ol.at(r, c)] * alpha[r] + acc;
-      }
   }
 
   // The normalizer's final factor per row, then O and LSE (and probabilities / key mass).

@@ -44,7 +44,7 @@ struct blocking<Arch> {
 // sums blocked (error ~ (chunk + k / chunk) eps instead of k eps).
 enum class store_mode { overwrite, scale_add, add };
 
-template <class Arch, int MR, int NV, store_mode Mode, bool UnitP>
+template <class Arch, int MR, int NV, store_mode Mode, bool UnitP, bool Skip0>
 ATTNKIT_INLINE void micro_tile(const float* ATTNKIT_RESTRICT a, index_t sa_i, index_t sa_p,
                                const float* ATTNKIT_RESTRICT b, index_t ldb, float* ATTNKIT_RESTRICT c,
                                index_t ldc, const float* beta, index_t kdim) noexcept {
@@ -61,7 +61,8 @@ ATTNKIT_INLINE void micro_tile(const float* ATTNKIT_RESTRICT a, index_t sa_i, in
     const index_t off = UnitP ? p : p * sa_p;
     ATTNKIT_UNROLL for (int i = 0; i < MR; ++i) {
       const R x = V::set1(ap[i][off]);
-      ATTNKIT_UNROLL for (int v = 0; v < NV; ++v) acc[i][v] = V::fma(x, bv[v], acc[i][v]);
+      ATTNKIT_UNROLL for (int v = 0; v < NV; ++v)
+        acc[i][v] = Skip0 ? V::fma_nz(x, bv[v], acc[i][v]) : V::fma(x, bv[v], acc[i][v]);
     }
   }
   if constexpr (Mode == store_mode::scale_add) {
@@ -80,28 +81,29 @@ ATTNKIT_INLINE void micro_tile(const float* ATTNKIT_RESTRICT a, index_t sa_i, in
 }
 
 // Row remainder: MR-1, MR-2, ... 1 resolved at compile time.
-template <class Arch, int MR, int NV, store_mode Mode, bool UnitP>
+template <class Arch, int MR, int NV, store_mode Mode, bool UnitP, bool Skip0>
 ATTNKIT_INLINE void micro_rows(int m, const float* a, index_t sa_i, index_t sa_p, const float* b, index_t ldb,
                                float* c, index_t ldc, const float* beta, index_t kdim) noexcept {
   if constexpr (MR > 0) {
-    if (m == MR) micro_tile<Arch, MR, NV, Mode, UnitP>(a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
-    else micro_rows<Arch, MR - 1, NV, Mode, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    if (m == MR) micro_tile<Arch, MR, NV, Mode, UnitP, Skip0>(a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    else micro_rows<Arch, MR - 1, NV, Mode, UnitP, Skip0>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
   }
 }
-template <class Arch, int MR, int NV, store_mode Mode, bool UnitP>
+template <class Arch, int MR, int NV, store_mode Mode, bool UnitP, bool Skip0 = false>
 ATTNKIT_INLINE void micro_cols(int nv, int m, const float* a, index_t sa_i, index_t sa_p, const float* b,
                                index_t ldb, float* c, index_t ldc, const float* beta, index_t kdim) noexcept {
   if constexpr (NV > 0) {
-    if (nv == NV) micro_rows<Arch, MR, NV, Mode, UnitP>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
-    else micro_cols<Arch, MR, NV - 1, Mode, UnitP>(nv, m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    if (nv == NV) micro_rows<Arch, MR, NV, Mode, UnitP, Skip0>(m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
+    else micro_cols<Arch, MR, NV - 1, Mode, UnitP, Skip0>(nv, m, a, sa_i, sa_p, b, ldb, c, ldc, beta, kdim);
   }
 }
 
 /// C[m x rows] = A[m x kdim] * B[kdim x rows] (beta == nullptr), or
 /// C = beta[r] * C + A * B. rows is a multiple of vec<Arch>::width; C, B and beta have row length
 /// ldc / ldb >= rows. The k dimension is split into chunks of kc, each summed from zero (blocked
-/// summation; see store_mode).
-template <class Arch, bool UnitP>
+/// summation; see store_mode). Skip0: where B is exactly 0 the product is skipped (A may hold NaN
+/// or Inf there: the values of masked keys), bitwise the same as the plain path elsewhere.
+template <class Arch, bool UnitP, bool Skip0 = false>
 void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa_i, index_t sa_p, const float* b,
                index_t ldb, float* c, index_t ldc, const float* beta, index_t kc = 64) noexcept {
   using V = vec<Arch>;
@@ -119,9 +121,9 @@ void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa
         const index_t kk = kdim - p0 < kc ? kdim - p0 : kc;
         const float* ap = at + p0 * sa_p;
         const float* bp = bt + p0 * ldb;
-        if (p0 > 0) micro_cols<Arch, MR, NV, store_mode::add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
-        else if (beta) micro_cols<Arch, MR, NV, store_mode::scale_add, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, beta + r0, kk);
-        else micro_cols<Arch, MR, NV, store_mode::overwrite, UnitP>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
+        if (p0 > 0) micro_cols<Arch, MR, NV, store_mode::add, UnitP, Skip0>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
+        else if (beta) micro_cols<Arch, MR, NV, store_mode::scale_add, UnitP, Skip0>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, beta + r0, kk);
+        else micro_cols<Arch, MR, NV, store_mode::overwrite, UnitP, Skip0>(nv, mm, ap, sa_i, sa_p, bp, ldb, ct, ldc, nullptr, kk);
       }
     }
   }

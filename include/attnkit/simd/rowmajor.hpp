@@ -186,7 +186,7 @@ void dot_block(int kc, index_t d, const float* q, index_t ldq, const TK* k, inde
 
 /// RB rows x CB vectors of columns; with Tail the last vector has nlast < width valid lanes.
 /// alpha == nullptr: o += acc, else o = fma(o, alpha[r], acc).
-template <class Arch, class TV, int RB, int CB, bool Tail>
+template <class Arch, class TV, int RB, int CB, bool Tail, bool Skip0>
 ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRICT p, index_t ldp,
                               const TV* ATTNKIT_RESTRICT v, index_t ldv, float* ATTNKIT_RESTRICT o, index_t ldo,
                               const float* alpha) noexcept {
@@ -206,6 +206,8 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
       if constexpr (RB > 1) pin(vr[b]);
     }
     ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
+      if constexpr (Skip0)  // a zero weight skips its key: bitwise the same as fma(0, v, acc) for finite v
+        if (pj[r] == 0.f) continue;
       Reg x = V::set1(pj[r]);
       if constexpr (CB > 1) pin(x);
       ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) acc[r][b] = V::fma(x, vr[b], acc[r][b]);
@@ -227,30 +229,30 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
 }
 
 /// The last nv (0 < nv < CB) vectors of columns, nlast lanes valid in the last one.
-template <class Arch, class TV, int RB, int CB>
+template <class Arch, class TV, int RB, int CB, bool Skip0>
 ATTNKIT_INLINE void axpy_col_tail(int nv, int nlast, index_t nk, const float* p, index_t ldp, const TV* v,
                                   index_t ldv, float* o, index_t ldo, const float* alpha) noexcept {
   if constexpr (CB > 1) {
-    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1>(nv, nlast, nk, p, ldp, v, ldv, o, ldo, alpha);
+    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, ldv, o, ldo, alpha);
   }
-  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha);
-  else axpy_tile<Arch, TV, RB, CB, false>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha);
+  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha);
+  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha);
 }
 
 /// RB rows, ncols columns (one column block), nk keys.
-template <class Arch, class TV, int RB>
+template <class Arch, class TV, int RB, bool Skip0>
 void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
                 index_t ldo, const float* alpha) noexcept {
   constexpr int W = vec<Arch>::width;
   constexpr int CB = rm_blocking<Arch>::axpy_cb(RB);
   index_t c = 0;
   for (; c + CB * W <= ncols; c += CB * W)
-    axpy_tile<Arch, TV, RB, CB, false>(nk, W, p, ldp, v + c, ldv, o + c, ldo, alpha);
+    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v + c, ldv, o + c, ldo, alpha);
   if (c < ncols) {
     const index_t rem = ncols - c;
     const int nv = static_cast<int>((rem + W - 1) / W);
     const int nlast = static_cast<int>(rem - (nv - 1) * W);
-    axpy_col_tail<Arch, TV, RB, CB>(nv, nlast, nk, p, ldp, v + c, ldv, o + c, ldo, alpha);
+    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v + c, ldv, o + c, ldo, alpha);
   }
 }
 
@@ -282,8 +284,9 @@ void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, con
 /// o[r * ldo + c] = alpha[r] * o[r * ldo + c] + sum_{j < nk} p[j * ldp + r] * float(v[j * ldv + c])
 /// for r < R, c < dv. alpha == nullptr means alpha = 1. nk == 0 just scales o. o must be finite
 /// where alpha is 0 (0 * NaN is NaN). R >= 1, dv >= 1. TV: float, bf16 or fp16. No alignment
-/// needed. Reads v rows only up to element dv-1, p rows only up to column R-1.
-template <class Arch, class TV>
+/// needed. Reads v rows only up to element dv-1, p rows only up to column R-1. Skip0: a weight of
+/// exactly 0 skips its key, so NaN / Inf in v there (masked cache slots) contribute nothing.
+template <class Arch, class TV, bool Skip0 = false>
 void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
                index_t ldo, const float* alpha) noexcept {
   static_assert(element_type<TV>, "axpy_rows: TV must be float, attnkit::bf16 or attnkit::fp16");
@@ -297,12 +300,12 @@ void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, c
     for (index_t c0 = 0; c0 < dv; c0 += CW) {
       const index_t nc = dv - c0 < CW ? dv - c0 : CW;
       index_t r = 0;
-      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
+      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
       if (R - r >= 2) {
-        axpy_block<Arch, TV, 2>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
+        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
         r += 2;
       }
-      if (R - r >= 1) axpy_block<Arch, TV, 1>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
+      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
     }
   }
 }
