@@ -958,7 +958,7 @@ std::uint64_t case_seed(std::uint64_t seed, long index) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: attnkit_fuzz_%s --seed S --cases N [--time-limit SEC] [--only I] [--verbose]\n",
+  std::fprintf(stderr, "usage: attnkit_fuzz_%s --seed S --cases N [--time-limit SEC] [--only I] [--accuracy-budget F] [--verbose]\n",
                ATTNKIT_TEST_ARCH_NAME);
   return 64;
 }
@@ -969,14 +969,17 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   long cases = 100, only = -1;
   double time_limit = 0;
+  double accuracy_budget = 0;  // fraction of cases allowed to miss only the 2x-naive accuracy bound
   bool verbose = false;
   for (int a = 1; a < argc; ++a) {
     const std::string s = argv[a];
     auto next = [&]() -> const char* { return a + 1 < argc ? argv[++a] : nullptr; };
     const char* val = nullptr;
     if (s == "--verbose") verbose = true;
-    else if ((s == "--seed" || s == "--cases" || s == "--time-limit" || s == "--only") && (val = next())) {
-      if (s == "--seed") seed = std::strtoull(val, nullptr, 10);
+    else if ((s == "--seed" || s == "--cases" || s == "--time-limit" || s == "--only" || s == "--accuracy-budget") &&
+             (val = next())) {
+      if (s == "--accuracy-budget") accuracy_budget = std::strtod(val, nullptr);
+      else if (s == "--seed") seed = std::strtoull(val, nullptr, 10);
       else if (s == "--cases") cases = std::strtol(val, nullptr, 10);
       else if (s == "--time-limit") time_limit = std::strtod(val, nullptr);
       else only = std::strtol(val, nullptr, 10);
@@ -992,7 +995,7 @@ int main(int argc, char** argv) {
 #endif
 
   const auto t0 = std::chrono::steady_clock::now();
-  long ran = 0, mismatches = 0, malformed = 0, malformed_fail = 0;
+  long ran = 0, mismatches = 0, malformed = 0, malformed_fail = 0, accuracy_only = 0;
   std::vector<long> per_combo_fail(kNumCombos, 0);
   const long first = only >= 0 ? only : 0, last = only >= 0 ? only + 1 : cases;
   for (long i = first; i < last; ++i) {
@@ -1012,7 +1015,17 @@ int main(int argc, char** argv) {
     }
     ++ran;
     if (!res.errors.empty()) {
-      ++mismatches;
+      // A case whose only findings are "error vs naive fp32" is an accuracy miss of the 2x-naive
+      // criterion (so far: large logits, see README); everything else is a contract violation.
+      bool acc_only = true;
+      for (std::size_t at = 0; at < res.errors.size();) {
+        const std::size_t end = res.errors.find("; ", at);
+        const std::string msg = res.errors.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        if (msg.find(" vs naive fp32 ") == std::string::npos) acc_only = false;
+        at = end == std::string::npos ? res.errors.size() : end + 2;
+      }
+      if (acc_only) ++accuracy_only;
+      else ++mismatches;
       ++per_combo_fail[c.combo];
       std::printf("FAIL %s | %s | %s\n", desc.c_str(), kCombos[c.combo].name, res.errors.c_str());
       std::fflush(stdout);
@@ -1029,12 +1042,15 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("attnkit_fuzz_%s seed=%llu: %ld cases, %ld mismatches, 0 crashes (a crash aborts the run with its case), "
-              "%ld malformed calls checked, %ld malformed failures, %.1f s\n",
-              ATTNKIT_TEST_ARCH_NAME, static_cast<unsigned long long>(seed), ran, mismatches, malformed,
+  std::printf("attnkit_fuzz_%s seed=%llu: %ld cases, %ld contract mismatches, %ld accuracy-only misses (%.2f%%, "
+              "budget %.2f%%), 0 crashes (a crash aborts the run with its case), %ld malformed calls checked, %ld "
+              "malformed failures, %.1f s\n",
+              ATTNKIT_TEST_ARCH_NAME, static_cast<unsigned long long>(seed), ran, mismatches, accuracy_only,
+              ran ? 100.0 * double(accuracy_only) / double(ran) : 0.0, 100.0 * accuracy_budget, malformed,
               malformed_fail, secs);
-  if (mismatches)
+  if (mismatches || accuracy_only)
     for (int k = 0; k < kNumCombos; ++k)
       if (per_combo_fail[k]) std::printf("  combo %d (%s): %ld failing cases\n", k, kCombos[k].name, per_combo_fail[k]);
-  return (mismatches || malformed_fail) ? 1 : 0;
+  const bool accuracy_fail = double(accuracy_only) > accuracy_budget * double(ran);
+  return (mismatches || malformed_fail || accuracy_fail) ? 1 : 0;
 }

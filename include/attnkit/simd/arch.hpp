@@ -54,7 +54,7 @@ struct vec<scalar> {
   static ATTNKIT_INLINE reg zero() noexcept { return 0.f; }
   static ATTNKIT_INLINE reg fma(reg a, reg b, reg c) noexcept { return a * b + c; }
   /// fma where b != 0, else c unchanged (a zero weight ignores a, even NaN or Inf).
-  static ATTNKIT_INLINE reg fma_nz(reg a, reg b, reg c) noexcept { return b != 0.f ? fma(a, b, c) : c; }
+  static ATTNKIT_INLINE reg fma_nz(reg a, reg b, reg c) noexcept { return b == 0.f ? c : fma(a, b, c); }
   static ATTNKIT_INLINE reg max(reg a, reg b) noexcept { return a > b ? a : b; }
   static ATTNKIT_INLINE float hmax(reg a) noexcept { return a; }
   static ATTNKIT_INLINE float hsum(reg a) noexcept { return a; }
@@ -74,7 +74,8 @@ struct vec_xsimd {
   static ATTNKIT_INLINE reg set1(float x) noexcept { return reg(x); }
   static ATTNKIT_INLINE reg zero() noexcept { return reg(0.f); }
   static ATTNKIT_INLINE reg fma(reg a, reg b, reg c) noexcept { return xsimd::fma(a, b, c); }
-  static ATTNKIT_INLINE reg fma_nz(reg a, reg b, reg c) noexcept { return xsimd::select(b != zero(), fma(a, b, c), c); }
+  // (b == 0 is an ordered compare: a NaN b is not 0 and propagates.)
+  static ATTNKIT_INLINE reg fma_nz(reg a, reg b, reg c) noexcept { return xsimd::select(b == zero(), c, fma(a, b, c)); }
   static ATTNKIT_INLINE reg max(reg a, reg b) noexcept { return xsimd::max(a, b); }
   static ATTNKIT_INLINE float hsum(reg a) noexcept { return xsimd::hadd(a); }
   static ATTNKIT_INLINE float hmax(reg a) noexcept {
@@ -115,7 +116,7 @@ struct vec_xsimd {
     reg y = p * xsimd::bitwise_cast<reg>(e);
     y = xsimd::select(underflow, zero(), y);
     y = xsimd::select(overflow, set1(std::numeric_limits<float>::infinity()), y);
-    return xsimd::select(x != x, x, y);  // NaN in, NaN out (the clamp would turn it into a number)
+    return xsimd::select(xsimd::isnan(x), x, y);  // NaN in, NaN out (the clamp made it a number)
   }
 };
 
