@@ -28,6 +28,7 @@
 #include "attnkit/mask/no_mask.hpp"
 #include "attnkit/mask/sink_tokens.hpp"
 #include "attnkit/mask/sliding_window.hpp"
+#include "attnkit/mask/streaming.hpp"
 
 #include "attnkit/norm/sigmoid.hpp"
 #include "attnkit/norm/softmax.hpp"
@@ -41,3 +42,4 @@
 #include "attnkit/kernel/flash.hpp"
 #include "attnkit/kernel/linear.hpp"
 #include "attnkit/kernel/merge.hpp"
+#include "attnkit/kernel/primitives.hpp"

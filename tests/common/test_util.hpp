@@ -129,4 +129,18 @@ struct output {
   std::vector<float> lse_used(const shape& s) const { return {lse.begin(), lse.begin() + s.B * s.Hq * s.Sq}; }
 };
 
+/// run(q, k, v, out, lse) against the fp64 reference called with `policies` (the semantics the
+/// call is expected to have), O and LSE by the criterion.
+template <class T = float, class Run, class... P>
+void check_call(const shape& s, Run&& run, const P&... policies) {
+  SCOPED_TRACE(s.str());
+  problem<T> pr(s);
+  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), policies...);
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), policies...);
+  output out(s);
+  run(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, out.lse.data());
+  expect_accurate(out.o_used(s), ref.o, naive.o, "O");
+  expect_accurate(out.lse_used(s), ref.lse, naive.lse, "LSE");
+}
+
 }  // namespace attnkit::test

@@ -348,7 +348,9 @@ std::string accuracy(const std::vector<float>& got, const std::vector<double>& r
   if (e <= 2.0 * en + floor) return {};
   return std::string(what) + ": error " + fmt(e) + " vs naive fp32 " + fmt(en) + " (floor " + fmt(floor) + "); ";
 }
-bool bitwise_equal(const float* a, const float* b, std::size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+bool bitwise_equal(const float* a, const float* b, std::size_t n) {
+  return n == 0 || std::memcmp(a, b, n * sizeof(float)) == 0;  // (empty buffers may have null data)
+}
 
 std::string config::str() const {
   std::ostringstream os;

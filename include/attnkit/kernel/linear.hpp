@@ -47,9 +47,6 @@
 #include <span>
 #include <type_traits>
 
-#if defined(__AVX__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "attnkit/core/args.hpp"
 #include "attnkit/core/tensor_view.hpp"
@@ -60,6 +57,7 @@
 #include "attnkit/mask/causal.hpp"
 #include "attnkit/simd/convert.hpp"
 #include "attnkit/simd/microkernel.hpp"
+#include "attnkit/simd/transpose.hpp"
 
 namespace attnkit {
 namespace detail {
@@ -206,86 +204,6 @@ ATTNKIT_INLINE void scale_two(const float* src, float* r, float* qa, index_t n, 
   }
 }
 
-#if defined(__AVX512F__)
-// 16 x 16 in registers: dst row c = src column c (unpack pairs, pairs of pairs, then 128-bit lanes).
-ATTNKIT_INLINE void transpose16(const float* src, index_t lds, float* dst, index_t ldd) noexcept {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]),
-                  c = _mm512_castps_pd(t[4 * i + 2]), e = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
-  }
-  // r[4g + x] holds rows 4g..4g+3 of columns x, x+4, x+8, x+12 (one per 128-bit lane).
-  for (int x = 0; x < 4; ++x) {
-    t[x] = _mm512_shuffle_f32x4(r[x], r[4 + x], 0x88);       // rows 0-7, columns x, x+8
-    t[4 + x] = _mm512_shuffle_f32x4(r[x], r[4 + x], 0xdd);   // rows 0-7, columns x+4, x+12
-    t[8 + x] = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0x88);
-    t[12 + x] = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0xdd);
-  }
-  for (int x = 0; x < 4; ++x) {
-    _mm512_storeu_ps(dst + x * ldd, _mm512_shuffle_f32x4(t[x], t[8 + x], 0x88));
-    _mm512_storeu_ps(dst + (x + 8) * ldd, _mm512_shuffle_f32x4(t[x], t[8 + x], 0xdd));
-    _mm512_storeu_ps(dst + (x + 4) * ldd, _mm512_shuffle_f32x4(t[4 + x], t[12 + x], 0x88));
-    _mm512_storeu_ps(dst + (x + 12) * ldd, _mm512_shuffle_f32x4(t[4 + x], t[12 + x], 0xdd));
-  }
-}
-#endif
-#if defined(__AVX__)
-// 8 x 8 in registers.
-ATTNKIT_INLINE void transpose8(const float* src, index_t lds, float* dst, index_t ldd) noexcept {
-  __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; ++i) {
-    r[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int x = 0; x < 4; ++x) {
-    _mm256_storeu_ps(dst + x * ldd, _mm256_permute2f128_ps(r[x], r[4 + x], 0x20));
-    _mm256_storeu_ps(dst + (x + 4) * ldd, _mm256_permute2f128_ps(r[x], r[4 + x], 0x31));
-  }
-}
-#endif
-
-/// dst[c * ldd + j] = src[j * lds + c] for j < n, c < cols: a chunk of token rows into columns.
-/// Full 16 x 16 (AVX-512) or 8 x 8 (AVX) blocks in registers, the edges element by element.
-template <class Arch>
-void transpose_rows(const float* ATTNKIT_RESTRICT src, index_t lds, index_t n, index_t cols,
-                    float* ATTNKIT_RESTRICT dst, index_t ldd) noexcept {
-  index_t jb = 0, cb = 0;
-#if defined(__AVX512F__)
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-    jb = n / 16 * 16, cb = cols / 16 * 16;
-    for (index_t j0 = 0; j0 < jb; j0 += 16)
-      for (index_t c0 = 0; c0 < cb; c0 += 16) transpose16(src + j0 * lds + c0, lds, dst + c0 * ldd + j0, ldd);
-  }
-#endif
-#if defined(__AVX__)
-  if constexpr (std::is_base_of_v<xsimd::avx, Arch> && !std::is_base_of_v<xsimd::avx512f, Arch>) {
-    jb = n / 8 * 8, cb = cols / 8 * 8;
-    for (index_t j0 = 0; j0 < jb; j0 += 8)
-      for (index_t c0 = 0; c0 < cb; c0 += 8) transpose8(src + j0 * lds + c0, lds, dst + c0 * ldd + j0, ldd);
-  }
-#endif
-  for (index_t j = 0; j < jb; ++j)
-    for (index_t c = cb; c < cols; ++c) dst[c * ldd + j] = src[j * lds + c];
-  for (index_t c = 0; c < cols; ++c)
-    for (index_t j = jb; j < n; ++j) dst[c * ldd + j] = src[j * lds + c];
-}
-
 /// Everything one linear call needs, resolved and validated once.
 template <class Arch, class TQ, class TK, class TV, class Phi>
 struct linear_call {
@@ -430,11 +348,11 @@ struct linear_call {
   void pack_k(float* ws, index_t b, index_t hk, index_t j0, index_t n) const {
     float* kt = ws + off_kt;
     if constexpr (std::is_same_v<std::remove_cv_t<TK>, float>) {
-      transpose_rows<Arch>(k.row(b, j0, hk), k.strides[1], n, Dk, kt, Cp);
+      simd::transpose_rows<Arch>(k.row(b, j0, hk), k.strides[1], n, Dk, kt, Cp);
     } else {
       float* kr = ws + off_kr;
       for (index_t j = 0; j < n; ++j) simd::widen_n<Arch>(k.row(b, j0 + j, hk), kr + j * Dk, Dk);
-      transpose_rows<Arch>(kr, Dk, n, Dk, kt, Cp);
+      simd::transpose_rows<Arch>(kr, Dk, n, Dk, kt, Cp);
     }
     if constexpr (!Phi::is_identity)
       for (index_t c = 0; c < Dk; ++c) apply_features<Arch>(phi, kt + c * Cp, n);
