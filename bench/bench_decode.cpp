@@ -1,7 +1,7 @@
 // Decode benchmarks: one step (or a short draft) against a long KV cache, the memory-bound case.
 //
-//   BM_decode/<kv>/Sq:<Sq>/L:<L>/threads:<t>   Hq = 32, Hkv = 8, d = 128, causal, KV in
-//                                              kv = f32 | bf16 | fp16, bshd cache [1, L, 8, 128]
+//   BM_decode/<kv>/<layout>/Sq:<Sq>/L:<L>/threads:<t>   Hq = 32, Hkv = 8, d = 128, causal, KV in
+//                      kv = f32 | bf16 | fp16, layout bshd [1, L, 8, 128] or bhsd [1, 8, L, 128]
 //
 // Bytes = K + V read once (2 * L * Hkv * d * sizeof(kv)); "bw_ceiling" is that rate over the
 // read-bandwidth ceiling measured in the same process (BM_read_bandwidth: a vectorized sum over
@@ -44,11 +44,15 @@ cache<T>& data_for(int L, int sq) {
 }
 
 template <class T>
-void bm_decode(benchmark::State& state, int L, int sq, int threads) {
+void bm_decode(benchmark::State& state, int L, int sq, int threads, bool head_major) {
   cache<T>& c = data_for<T>(L, sq);
   const auto q = attnkit::bshd(static_cast<const float*>(c.q.data()), 1, sq, Hq, D);
-  const auto k = attnkit::bshd(static_cast<const T*>(c.k.data()), 1, L, Hkv, D);
-  const auto v = attnkit::bshd(static_cast<const T*>(c.v.data()), 1, L, Hkv, D);
+  // Layout: bshd (keys of one head 4 KiB apart) or bhsd (each head's keys contiguous, as a paged
+  // cache's pages are).
+  const auto k = head_major ? attnkit::bhsd(static_cast<const T*>(c.k.data()), 1, Hkv, L, D)
+                            : attnkit::bshd(static_cast<const T*>(c.k.data()), 1, L, Hkv, D);
+  const auto v = head_major ? attnkit::bhsd(static_cast<const T*>(c.v.data()), 1, Hkv, L, D)
+                            : attnkit::bshd(static_cast<const T*>(c.v.data()), 1, L, Hkv, D);
   const auto o = attnkit::bshd(c.o.data(), 1, sq, Hq, D);
   const auto run = [&] { attnkit::flash_attention(q, k, v, o, attnkit::causal{}, attnkit::openmp{threads}); };
   run();
@@ -65,12 +69,15 @@ template <class T>
 void register_kv(const char* kv) {
   for (int sq : {1, 4, 16})
     for (int L : {4096, 16384, 65536})
-      for (int t : {1, 2}) {
-        if (sq > 1 && L != 16384) continue;
-        const std::string name = std::string("BM_decode/") + kv + "/Sq:" + std::to_string(sq) + "/L:" +
-                                 std::to_string(L) + "/threads:" + std::to_string(t);
-        benchmark::RegisterBenchmark(name.c_str(), bm_decode<T>, L, sq, t)->UseRealTime()->Unit(benchmark::kMicrosecond);
-      }
+      for (int t : {1, 2})
+        for (bool hm : {false, true}) {
+          if (sq > 1 && L != 16384) continue;
+          const std::string name = std::string("BM_decode/") + kv + (hm ? "/bhsd" : "/bshd") + "/Sq:" +
+                                   std::to_string(sq) + "/L:" + std::to_string(L) + "/threads:" + std::to_string(t);
+          benchmark::RegisterBenchmark(name.c_str(), bm_decode<T>, L, sq, t, hm)
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
 }
 
 const bool registered = [] {
