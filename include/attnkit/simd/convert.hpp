@@ -115,8 +115,9 @@ ATTNKIT_INLINE __m512 widen16_avx512(__m256i h) noexcept {
   else return _mm512_cvtph_ps(h);
 }
 
-template <avx512_arch Arch>
-struct widen_impl<Arch> {
+/// AVX-512F: full loads, float tails masked, 16-bit tails through a small stack copy.
+template <class Arch>
+struct widen_avx512f {
   using reg = typename vec<Arch>::reg;
   static ATTNKIT_INLINE __mmask16 lane_mask(int n) noexcept {
     return static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
@@ -139,6 +140,8 @@ struct widen_impl<Arch> {
   }
   static ATTNKIT_INLINE void store_n(float* p, reg r, int n) noexcept { _mm512_mask_storeu_ps(p, lane_mask(n), r); }
 };
+template <avx512_arch Arch>
+struct widen_impl<Arch> : widen_avx512f<Arch> {};
 #endif
 
 #if XSIMD_WITH_AVX512BW
@@ -150,17 +153,12 @@ struct widen_impl<Arch> {
 #endif
 /// AVX-512BW: 16-bit tails by a masked 16-bit load (lanes past n are not accessed).
 template <avx512bw_arch Arch>
-struct widen_impl<Arch> {
-  using reg = typename vec<Arch>::reg;
-  static ATTNKIT_INLINE __mmask16 lane_mask(int n) noexcept {
-    return static_cast<__mmask16>(n >= 16 ? 0xffffu : (1u << n) - 1u);
-  }
-  template <class T>
-  static ATTNKIT_INLINE reg load(const T* p) noexcept {
-    static_assert(element_type<T>, "load_widen: T must be float, bf16 or fp16");
-    if constexpr (std::is_same_v<T, float>) return _mm512_loadu_ps(p);
-    else return widen16_avx512<T>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  }
+struct widen_impl<Arch> : widen_avx512f<Arch> {
+  using base = widen_avx512f<Arch>;
+  using reg = typename base::reg;
+  using base::lane_mask;
+  using base::load;
+  using base::store_n;
   template <class T>
   static ATTNKIT_INLINE reg load_n(const T* p, int n) noexcept {
     if constexpr (std::is_same_v<T, float>) {
@@ -171,7 +169,6 @@ struct widen_impl<Arch> {
       return widen16_avx512<T>(_mm512_castsi512_si256(w));
     }
   }
-  static ATTNKIT_INLINE void store_n(float* p, reg r, int n) noexcept { _mm512_mask_storeu_ps(p, lane_mask(n), r); }
 };
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
