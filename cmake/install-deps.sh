@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages attnkit needs, and only those that are missing.
-#   bash cmake/install-deps.sh           compiler, CMake, xsimd, Eigen, GoogleTest, Google Benchmark
+#   bash cmake/install-deps.sh           compiler, CMake, xsimd, Eigen, GoogleTest, Google Benchmark,
+#                                        Open MPI (libopenmpi-dev, openmpi-bin: the mpi_split_kv example)
 #   bash cmake/install-deps.sh --bench   also oneDNN (libdnnl-dev), the optional bench baseline
 # Idempotent: runs apt-get (update, install) only when something is missing; uses sudo when not
 # root.
 set -euo pipefail
 
-pkgs=(g++ cmake make libxsimd-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev)
+pkgs=(g++ cmake make libxsimd-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(libdnnl-dev) ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown argument '$arg' (expected --bench)" >&2; exit 2 ;;
   esac
 done
