@@ -5,6 +5,7 @@
 #include "attnkit/version.hpp"
 
 #include "attnkit/core/args.hpp"
+#include "attnkit/core/batch.hpp"
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
 #include "attnkit/core/options.hpp"
@@ -28,7 +29,11 @@
 #include "attnkit/mask/no_mask.hpp"
 #include "attnkit/mask/sink_tokens.hpp"
 #include "attnkit/mask/sliding_window.hpp"
+#include "attnkit/mask/ring.hpp"
 #include "attnkit/mask/streaming.hpp"
+#include "attnkit/mask/tree.hpp"
+
+#include "attnkit/cache/append.hpp"
 
 #include "attnkit/norm/sigmoid.hpp"
 #include "attnkit/norm/softmax.hpp"

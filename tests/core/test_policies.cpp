@@ -70,6 +70,48 @@ TEST(Masks, ClassificationIsSound) {
   expect_sound(document{ids}, 12, 12, -4, true);
 }
 
+TEST(Masks, TreeAndRingClassificationIsSound) {
+  // A Medusa-style tree of 7 drafts after 5 cached keys (and offsets that move it).
+  const std::vector<std::int32_t> parents{-1, 0, 0, 1, 1, 2, -1};
+  const tree_mask tree(parents);
+  for (index_t off : {0, 5}) expect_sound(tree, 7, 12, off, true);
+  EXPECT_TRUE(tree.keep({0, 0, 5}, 3, 4));   // cache
+  EXPECT_TRUE(tree.keep({0, 0, 5}, 3, 6));   // parent 1
+  EXPECT_TRUE(tree.keep({0, 0, 5}, 3, 5));   // grandparent 0
+  EXPECT_FALSE(tree.keep({0, 0, 5}, 3, 7));  // sibling branch 2
+  EXPECT_FALSE(tree.keep({0, 0, 5}, 6, 5));  // a second root sees no other draft
+  EXPECT_TRUE(tree.keep({0, 0, 5}, 6, 11));
+  // Rings of every fill level and wrap point; chunks of 1 and 3 queries.
+  for (index_t len : {0, 2, 3, 5, 9, 10, 11, 14, 23})
+    for (index_t n : {1, 3}) {
+      if (n > len) continue;
+      const ring_mask m{3, 4, 6, len, n};  // 3 sinks, window 4, 6 ring slots: 9 keys
+      SCOPED_TRACE("length " + std::to_string(len) + " queries " + std::to_string(n));
+      expect_sound(m, n, 9, 0, len >= 4);
+    }
+}
+
+TEST(Masks, TreeAndRingRules) {
+  // The ring maps slots to positions: 2 sinks, 4 slots, 9 tokens seen -> slots hold 0 1 | 6 7 8 5.
+  const ring_mask m{2, 3, 4, 9, 1};
+  const index_t want[6] = {0, 1, 6, 7, 8, 5};
+  for (index_t j = 0; j < 6; ++j) EXPECT_EQ(m.position(j), want[j]) << j;
+  // Query at position 8 keeps sinks 0, 1 and window 6, 7, 8 (not 5).
+  const bool kept[6] = {true, true, true, true, true, false};
+  for (index_t j = 0; j < 6; ++j) EXPECT_EQ(m.keep({0, 0, 0}, 0, j), kept[j]) << j;
+  const std::vector<std::int32_t> bad{-1, 0, 3};
+  EXPECT_THROW(tree_mask{bad}, attnkit::invalid_argument);
+  try {
+    tree_mask t(bad);
+  } catch (const attnkit::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("parents[2]: expected -1 (a root) or an earlier token in [0, 2), got 3"),
+              std::string::npos) << e.what();
+  }
+  const std::vector<std::int32_t> two{-1, 0, -1, -1};
+  EXPECT_THROW(tree_mask(two, 3), attnkit::invalid_argument);  // 4 entries are not B x 3
+  EXPECT_NO_THROW(tree_mask(two, 2));
+}
+
 TEST(Masks, KeySpans) {
   key_spans a;
   a.add(10, 20);

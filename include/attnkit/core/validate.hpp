@@ -152,15 +152,20 @@ problem_dims check_attention(const char* fn, const tensor_view<TQ>& q, const ten
   return {q.batch(), q.seq(), k.seq(), q.heads(), k.heads(), q.dim(), v.dim(), k.seq() - q.seq()};
 }
 
-/// An extra float output of n elements (LSE, probabilities, key mass) must not overlap any view.
+/// An extra float output of n elements (LSE, probabilities, key mass) must not overlap the
+/// operands' memory `ops` = {q, k, v, out}.
+inline void check_output(const char* fn, const char* name, const float* p, index_t n, const byte_range (&ops)[4]) {
+  const byte_range r = range_of(p, n);
+  if (n > 0 && p == nullptr) fail(fn, name, ": expected non-null data for ", n, " floats, got nullptr");
+  if (r.overlaps(ops[0]) || r.overlaps(ops[1]) || r.overlaps(ops[2]))
+    fail(fn, name, ": expected memory disjoint from q, k and v, got an overlapping buffer");
+  if (r.overlaps(ops[3])) fail(fn, name, ": expected memory disjoint from out, got an overlapping buffer");
+}
 template <class TQ, class TK, class TV>
 void check_output(const char* fn, const char* name, const float* p, index_t n, const tensor_view<TQ>& q,
                   const tensor_view<TK>& k, const tensor_view<TV>& v, const tensor_view<float>& o) {
-  const byte_range r = range_of(p, n);
-  if (n > 0 && p == nullptr) fail(fn, name, ": expected non-null data for ", n, " floats, got nullptr");
-  if (r.overlaps(range_of(q)) || r.overlaps(range_of(k)) || r.overlaps(range_of(v)))
-    fail(fn, name, ": expected memory disjoint from q, k and v, got an overlapping buffer");
-  if (r.overlaps(range_of(o))) fail(fn, name, ": expected memory disjoint from out, got an overlapping buffer");
+  const byte_range ops[4] = {range_of(q), range_of(k), range_of(v), range_of(o)};
+  check_output(fn, name, p, n, ops);
 }
 
 /// Run each policy's validate(); its error is re-thrown prefixed with the entry point's name.

@@ -11,8 +11,8 @@ namespace attnkit {
 /// probs_out, key_mass_out, workspace. Extra memory: O(rows * Sk) per thread.
 template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
 void dense_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out, Args&&... args) {
-  detail::run_attention<Arch>("dense_attention", detail::kernel_kind::dense, tiling{}, q, k, v, out,
-                              std::forward<Args>(args)...);
+  detail::run_attention<Arch>("dense_attention", detail::kernel_kind::dense, tiling{},
+                              detail::make_operands("dense_attention", q, k, v, out), std::forward<Args>(args)...);
 }
 
 /// Bytes of `attnkit::workspace` that make dense_attention with the same arguments (executor
@@ -20,7 +20,8 @@ void dense_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, te
 template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
 index_t dense_workspace_bytes(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
                               Args&&... args) {
-  return detail::workspace_bytes<Arch>("dense_attention", detail::kernel_kind::dense, tiling{}, q, k, v, out,
+  return detail::workspace_bytes<Arch>("dense_attention", detail::kernel_kind::dense, tiling{},
+                                       detail::make_operands("dense_attention", q, k, v, out),
                                        std::forward<Args>(args)...);
 }
 

@@ -24,6 +24,7 @@
 #include "attnkit/core/args.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/validate.hpp"
+#include "attnkit/kernel/operands.hpp"
 #include "attnkit/kernel/scratch.hpp"
 #include "attnkit/simd/finite.hpp"
 #include "attnkit/simd/microkernel.hpp"
@@ -79,16 +80,18 @@ struct attention_call {
   using Mask = decltype(Args::mask);
   using Score = decltype(Args::score);
 
-  tensor_view<TQ> q;
-  tensor_view<TK> k;
-  tensor_view<TV> v;
-  tensor_view<float> o;
+  operands<TQ, TK, TV> x;
+  const row_source<TQ>& q = x.q;
+  const row_source<TK>& k = x.k;
+  const row_source<TV>& v = x.v;
+  const row_source<float>& o = x.o;
   const Args& a;
   problem_dims d;
   float scale;
   bool dense;
   index_t g = 0, bq = 0, n_qb = 0, block_kv = 0, rows_p = 0;
-  index_t n_split = 1, split_len = 0;  // split-KV for decode shapes (flash only)
+  index_t n_split = 1, split_len = 0;  // split-KV for decode shapes (flash only): parts of the longest sequence
+  index_t split_kv = 0;                // the tiling's split_kv
   engine eng = engine::prefill;
   tile_layout ql, ol;                  // Q and O accumulator layouts of the engine
   const char* reason = "";
@@ -97,9 +100,9 @@ struct attention_call {
   index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_state = 0, off_alpha = 0, off_fac = 0,
           total = 0;
 
-  attention_call(tensor_view<TQ> q_, tensor_view<TK> k_, tensor_view<TV> v_, tensor_view<float> o_, const Args& a_,
-                 const problem_dims& d_, float scale_, bool dense_)
-      : q(q_), k(k_), v(v_), o(o_), a(a_), d(d_), scale(scale_), dense(dense_) {}
+  attention_call(const operands<TQ, TK, TV>& x_, const Args& a_, float scale_, bool dense_)
+      : x(x_), a(a_), d(x.d), scale(scale_), dense(dense_) {}
+  attention_call(const attention_call&) = delete;  // q, k, v, o refer into x
 
   void plan(const tiling& t) {
     g = d.hq / d.hkv;
@@ -132,21 +135,33 @@ struct attention_call {
     off_fac = take(rows_p);
     total = at;
     // Split the keys of decode-like calls (a single q block) so that few (batch, head) groups
-    // still fill every thread. Depends only on the shape, never on the thread count.
-    // At most max_splits parts: enough to fill any machine, and the partials stay small.
-    if (!dense && !a.key_mass && n_qb == 1 && d.sk >= 2 * t.split_kv) {
-      constexpr index_t max_splits = 64;
-      split_len = align_up(std::max(t.split_kv, (d.sk + max_splits - 1) / max_splits), block_kv);
-      n_split = (d.sk + split_len - 1) / split_len;
+    // still fill every thread.
+    if (!dense && !a.key_mass && n_qb == 1) {
+      split_kv = t.split_kv;
+      split_len = split_len_of(d.sk);
+      n_split = splits_of(d.sk);  // not monotone in sk (the part length grows past 64 parts)
+      if (x.batched())
+        for (index_t b = 0; b < d.batch; ++b) n_split = std::max(n_split, splits_of(x.sk_of(b)));
     }
   }
+
+  // Each sequence is split by its own length alone (never the thread count or the batch), so a
+  // sequence of a batched call gives bitwise the result of its own call. Caches shorter than
+  // 2 x split_kv are not split; at most max_splits parts (enough to fill any machine, and the
+  // partials stay small).
+  index_t split_len_of(index_t sk) const noexcept {
+    constexpr index_t max_splits = 64;
+    if (split_kv == 0 || sk < 2 * split_kv) return std::max<index_t>(sk, 1);
+    return align_up(std::max(split_kv, (sk + max_splits - 1) / max_splits), block_kv);
+  }
+  index_t splits_of(index_t sk) const noexcept { return (sk + split_len_of(sk) - 1) / split_len_of(sk); }
 
   attention_plan describe() const {
     const index_t groups = d.batch * d.hkv;
     return {eng, g * bq, bq, block_kv, n_split, split_len, n_split > 1 ? groups * n_split : groups * n_qb, reason};
   }
 
-  head_ctx ctx(index_t b, index_t hk, index_t hh) const { return {b, hk * g + hh, d.q_offset}; }
+  head_ctx ctx(index_t b, index_t hk, index_t hh) const { return {b, hk * g + hh, x.q_offset_of(b)}; }
 
   // Combined tile class over the group's heads (they differ only for head-dependent masks).
   tile_class classify(index_t b, index_t hk, index_t q0, index_t q1, index_t j0, index_t j1) const {
@@ -158,10 +173,10 @@ struct attention_call {
 
   // Pointer and key stride of K (or V) rows j0.. as fp32: in place for float, converted otherwise.
   template <class T>
-  static const float* rows_fp32(const tensor_view<T>& t, index_t b, index_t j0, index_t nk, index_t hk,
+  static const float* rows_fp32(const row_source<T>& t, index_t b, index_t j0, index_t nk, index_t hk,
                                 float* conv, index_t& ld) {
     if constexpr (std::is_same_v<std::remove_cv_t<T>, float>) {
-      ld = t.strides[1];
+      ld = t.ld();
       return t.row(b, j0, hk);
     } else {
       const index_t D = t.dim();
@@ -181,7 +196,7 @@ struct attention_call {
   void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
     float* st = ws + off_st;
     if (eng == engine::decode) {
-      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.strides[1], st, rows_p);
+      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.ld(), st, rows_p);
     } else {
       index_t ldk;
       const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
@@ -226,17 +241,19 @@ struct attention_call {
   }
 
   // Calls f(j0, nk, cls) for every non-empty tile of keys in [jb, je): tiles start at each of the
-  // mask's key spans (union over the group's heads), so keys no query can keep are never visited.
-  // dense keeps its one tile of all keys (its probabilities cover every key).
+  // mask's key spans (union over the group's heads), so keys no query can keep are never visited,
+  // and end at page boundaries (a tile's rows are one stride apart). dense keeps its one tile of
+  // all keys (its probabilities cover every key).
   template <class F>
   void for_each_tile(index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je, F&& f) const {
+    const index_t sk = x.sk_of(b);
     key_spans sp;
-    if (dense) sp = key_spans::all(d.sk);
+    if (dense) sp = key_spans::all(sk);
     else
-      for (index_t hh = 0; hh < g; ++hh) sp = sp | spans_of(a.mask, ctx(b, hk, hh), q0, q0 + nq, d.sk);
+      for (index_t hh = 0; hh < g; ++hh) sp = sp | spans_of(a.mask, ctx(b, hk, hh), q0, q0 + nq, sk);
     for (int t = 0; t < sp.n; ++t)
-      for (index_t j0 = std::max(jb, sp.lo[t]), end = std::min(je, sp.hi[t]); j0 < end; j0 += block_kv) {
-        const index_t nk = std::min(block_kv, end - j0);
+      for (index_t j0 = std::max(jb, sp.lo[t]), end = std::min(je, sp.hi[t]), nk; j0 < end; j0 += nk) {
+        nk = std::min({block_kv, end - j0, k.run(j0)});
         const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
         if (cls != tile_class::empty) f(j0, nk, cls);  // empty: K and V of the tile are never touched
       }
@@ -252,11 +269,11 @@ struct attention_call {
         const auto* vp = v.row(b, j0, hk);
         // A tile whose V holds NaN / Inf takes the variant where zero weights (masked keys) skip
         // their value: bitwise the same result elsewhere, and garbage never reaches a row.
-        if (simd::all_finite<Arch>(vp, nk, d.dv, v.strides[1]))
-          simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.strides[1], ws + off_ot, d.dv,
+        if (simd::all_finite<Arch>(vp, nk, d.dv, v.ld()))
+          simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.ld(), ws + off_ot, d.dv,
                                 ws + off_alpha);
         else
-          simd::axpy_rows<Arch, std::remove_cv_t<TV>, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.strides[1],
+          simd::axpy_rows<Arch, std::remove_cv_t<TV>, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.ld(),
                                                             ws + off_ot, d.dv, ws + off_alpha);
         return;
       }
@@ -281,7 +298,7 @@ struct attention_call {
       float lse = 0.f;
       fac[r] = a.norm.finalize(ctx(b, hk, hh), state[r], lse);
       if constexpr (Norm::has_lse)
-        if (a.lse) a.lse[((b * d.hq) + hk * g + hh) * d.sq + q0 + ii] = lse;
+        if (a.lse) a.lse[x.lse_index(b, hk * g + hh, q0 + ii)] = lse;
       float* dst = o.row(b, q0 + ii, hk * g + hh);
       for (index_t c = 0; c < d.dv; ++c) dst[c] = ot[ol.at(r, c)] * fac[r];
     }
@@ -290,9 +307,10 @@ struct attention_call {
   }
 
   void unit(float* ws, index_t b, index_t hk, index_t qb) const {
-    const index_t q0 = qb * bq, nq = std::min(bq, d.sq - q0);
+    const index_t q0 = qb * bq, nq = std::min(bq, x.sq_of(b) - q0);
+    if (nq <= 0) return;  // a varlen sequence with fewer queries than the longest
     prologue(ws, b, hk, q0, nq);
-    kv_loop(ws, b, hk, q0, nq, 0, d.sk);
+    kv_loop(ws, b, hk, q0, nq, 0, x.sk_of(b));
     epilogue(ws, b, hk, q0, nq);
   }
 
@@ -301,19 +319,22 @@ struct attention_call {
   // merge, so the sink logit (added in finalize) enters once and results do not depend on threads.
   index_t part_floats() const { return align_up(2 * rows_p + d.dv * rows_p, scratch_align); }
   void split_unit(float* ws, float* part, index_t b, index_t hk, index_t sp) const {
-    const index_t nq = std::min(bq, d.sq), jb = sp * split_len, je = std::min(d.sk, jb + split_len);
+    const index_t nq = std::min(bq, x.sq_of(b)), sk = x.sk_of(b), len = split_len_of(sk);
+    const index_t jb = sp * len, je = std::min(sk, jb + len);
+    if (nq <= 0 || (sp > 0 && jb >= sk)) return;  // past this sequence's parts: never merged
     prologue(ws, b, hk, 0, nq);
     kv_loop(ws, b, hk, 0, nq, jb, je);
     std::copy_n(ws + off_state, 2 * rows_p, part);
     std::copy_n(ws + off_ot, d.dv * rows_p, part + 2 * rows_p);
   }
   void merge_unit(float* ws, const float* parts, index_t b, index_t hk) const {
-    const index_t nq = std::min(bq, d.sq);
+    const index_t nq = std::min(bq, x.sq_of(b));
+    if (nq <= 0) return;
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     float* ot = ws + off_ot;
     std::copy_n(parts, 2 * rows_p, ws + off_state);
     std::copy_n(parts + 2 * rows_p, d.dv * rows_p, ot);
-    for (index_t sp = 1; sp < n_split; ++sp) {
+    for (index_t sp = 1, n = splits_of(x.sk_of(b)); sp < n; ++sp) {
       const float* p = parts + sp * part_floats();
       const auto* ps = reinterpret_cast<const row_state*>(p);
       for (index_t r = 0; r < g * nq; ++r) {
@@ -400,10 +421,11 @@ struct attention_call {
   }
 };
 
-/// Validate and plan one call of the mainloop, then hand the planned call to `f`.
+/// Validate the arguments and plan one call of the mainloop on validated operands, then hand the
+/// planned call to `f`.
 template <class Arch, class F, class TQ, class TK, class TV, class... Args>
-auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f, tensor_view<TQ> q,
-                       tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> o, Args&&... args) {
+auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f, operands<TQ, TK, TV> x,
+                       Args&&... args) {
   static_assert(arch_tag<Arch>, "attnkit: Arch must be an xsimd architecture (e.g. xsimd::avx2) or attnkit::scalar");
   static_assert(element_type<std::remove_cv_t<TQ>> && element_type<std::remove_cv_t<TK>> &&
                     element_type<std::remove_cv_t<TV>>,
@@ -412,14 +434,20 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
   using A = std::remove_cvref_t<decltype(a)>;
   if constexpr (!decltype(a.norm)::has_lse)
     if (a.lse) fail(fn, "lse_out: the normalizer has no log-sum-exp (sigmoid); do not request one");
-  problem_dims d = check_attention(fn, q, k, v, o);
+  problem_dims& d = x.d;
   if (a.q_offset) {
+    if (x.batched())
+      fail(fn, "query_offset: a paged or varlen call places each sequence's queries at its end (from the lengths); "
+               "do not pass one");
     if (*a.q_offset > max_offset || *a.q_offset < -max_offset)
       fail(fn, "query_offset: expected |offset| <= 2^32, got ", *a.q_offset);
     d.q_offset = *a.q_offset;
   }
-  // B * Hq * Sq cannot overflow: out has that many distinct elements within 2^62 bytes.
-  const index_t rows_total = d.batch * d.hq * d.sq;
+  if (x.batched() && (a.probs || a.key_mass))
+    fail(fn, a.probs ? "probs_out" : "key_mass_out",
+         ": not available for a paged or varlen call (its layout is per strided batch); call per sequence");
+  // B * Hq * Sq (Hq * total_q) cannot overflow: out has that many distinct elements within 2^62 bytes.
+  const index_t rows_total = x.q_start ? d.hq * x.total_q : d.batch * d.hq * d.sq;
   const index_t n_probs = a.probs ? checked_mul(fn, "probs_out", rows_total, d.sk) : 0;
   const index_t n_mass = a.key_mass ? checked_mul(fn, "key_mass_out", d.batch * d.hq, d.sk) : 0;
   if (a.scale && !std::isfinite(*a.scale)) fail(fn, "scale: expected a finite value, got ", *a.scale);
@@ -427,19 +455,19 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
     fail(fn, "tiling: expected rows >= 1, block_kv >= 0 and split_kv >= 1, got {", a.tiles->rows, ", ",
          a.tiles->block_kv, ", ", a.tiles->split_kv, "}");
   validate_policies(fn, d, a.score, a.mask, a.norm);
-  check_output(fn, "lse_out", a.lse, a.lse ? rows_total : 0, q, k, v, o);
+  check_output(fn, "lse_out", a.lse, a.lse ? rows_total : 0, x.ranges);
   if (a.probs && kind != kernel_kind::dense)
     fail(fn, "probs_out: only dense_attention materializes probabilities");
-  check_output(fn, "probs_out", a.probs, n_probs, q, k, v, o);
-  check_output(fn, "key_mass_out", a.key_mass, n_mass, q, k, v, o);
+  check_output(fn, "probs_out", a.probs, n_probs, x.ranges);
+  check_output(fn, "key_mass_out", a.key_mass, n_mass, x.ranges);
   const range_pair outs[] = {{a.lse, a.lse ? rows_total : 0}, {a.probs, n_probs}, {a.key_mass, n_mass}};
-  for (int x = 0; x < 3; ++x)
-    for (int y = x + 1; y < 3; ++y)
-      if (range_of(outs[x].p, outs[x].n).overlaps(range_of(outs[y].p, outs[y].n)))
+  for (int i = 0; i < 3; ++i)
+    for (int j = i + 1; j < 3; ++j)
+      if (range_of(outs[i].p, outs[i].n).overlaps(range_of(outs[j].p, outs[j].n)))
         fail(fn, "outputs: expected lse_out, probs_out and key_mass_out to be disjoint, got overlapping buffers");
 
-  attention_call<Arch, TQ, TK, TV, A> call(q, k, v, o, a, d, a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk)),
-                                           kind == kernel_kind::dense);
+  const float sc = a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk));
+  attention_call<Arch, TQ, TK, TV, A> call(x, a, sc, kind == kernel_kind::dense);
   call.plan(a.tiles ? *a.tiles : t);
   return f(call);
 }

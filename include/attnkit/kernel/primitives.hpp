@@ -12,32 +12,6 @@
 
 namespace attnkit {
 
-namespace detail {
-/// The argument itself, or `m & argument` when it is a mask.
-template <class M, class A>
-decltype(auto) and_if_mask(const M& m, A&& a) {
-  if constexpr (declares<A, policy_kind::mask>) return m & a;
-  else return std::forward<A>(a);
-}
-/// flash_attention with mask m ANDed into the caller's mask, or added when there is none.
-template <class Arch, class M, class TQ, class TK, class TV, class... Args>
-void flash_with_mask(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out, const M& m,
-                     Args&&... args) {
-  if constexpr (count_kind<policy_kind::mask, Args...> == 0) flash_attention<Arch>(q, k, v, out, m, std::forward<Args>(args)...);
-  else flash_attention<Arch>(q, k, v, out, and_if_mask(m, std::forward<Args>(args))...);
-}
-}  // namespace detail
-
-/// Sliding-window attention: flash_attention restricted to `window` (sliding_window{left, right},
-/// or sliding_window::from_total(W) for "W tokens including the current one", as Mistral and
-/// Gemma mean it; FlashAttention's window_size = (left, right) is sliding_window{left, right}).
-/// Keys outside every query's window in a tile are never read.
-template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
-void sliding_window_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
-                              sliding_window window, Args&&... args) {
-  detail::flash_with_mask<Arch>(q, k, v, out, window, std::forward<Args>(args)...);
-}
-
 /// What sink_attention's `sinks` holds. Both parts are optional and combine:
 ///  - tokens, window: StreamingLLM. The first `tokens` keys are pinned and every query also keeps
 ///    the last `window` keys up to itself; always causal (streaming_mask). window = -1: no window
@@ -50,24 +24,69 @@ struct attention_sinks {
   std::span<const float> logits = {};
 };
 
+namespace detail {
+/// The argument itself, or `m & argument` when it is a mask.
+template <class M, class A>
+decltype(auto) and_if_mask(const M& m, A&& a) {
+  if constexpr (declares<A, policy_kind::mask>) return m & a;
+  else return std::forward<A>(a);
+}
+/// call(args...) with mask m ANDed into the caller's mask, or added when there is none.
+template <class M, class Call, class... Args>
+void with_mask(const M& m, Call&& call, Args&&... args) {
+  if constexpr (count_kind<policy_kind::mask, Args...> == 0) call(m, std::forward<Args>(args)...);
+  else call(and_if_mask(m, std::forward<Args>(args))...);
+}
+
+inline streaming_mask_t sink_mask(const attention_sinks& sinks) {
+  if (sinks.window == 0 || sinks.window < -1)
+    fail("sink_attention", "sinks.window: expected >= 1 or -1 (no window), got ", sinks.window);
+  if (sinks.tokens < 0) fail("sink_attention", "sinks.tokens: expected >= 0, got ", sinks.tokens);
+  // One mask type for both cases (an unbounded window is the causal mask): one instantiation.
+  return {{sink_tokens{sinks.tokens}, sliding_window{sinks.window < 0 ? -1 : sinks.window - 1, 0}}, causal{}};
+}
+/// sink_attention's body for any operands: `call(policies...)` runs flash_attention on them.
+template <class Call, class... Args>
+void sink_call(const attention_sinks& sinks, Call&& call, Args&&... args) {
+  const streaming_mask_t m = sink_mask(sinks);
+  if (sinks.logits.empty()) {
+    with_mask(m, call, std::forward<Args>(args)...);
+  } else {
+    if constexpr (count_kind<policy_kind::normalizer, Args...> != 0)
+      fail("sink_attention", "sinks.logits: a normalizer was passed as well; pass one or the other");
+    else with_mask(m, call, softmax_with_sink{sinks.logits}, std::forward<Args>(args)...);
+  }
+}
+}  // namespace detail
+
+/// Sliding-window attention: flash_attention restricted to `window` (sliding_window{left, right},
+/// or sliding_window::from_total(W) for "W tokens including the current one", as Mistral and
+/// Gemma mean it; FlashAttention's window_size = (left, right) is sliding_window{left, right}).
+/// Keys outside every query's window in a tile are never read.
+template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
+void sliding_window_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
+                              sliding_window window, Args&&... args) {
+  detail::with_mask(window, [&](auto&&... a) { flash_attention<Arch>(q, k, v, out, a...); }, std::forward<Args>(args)...);
+}
+/// The same on a paged KV cache or a ragged batch (see flash_attention's batched form).
+template <class Arch = default_arch, class Q, class KV, class... Args>
+  requires detail::batched_call<Q, KV>
+void sliding_window_attention(const Q& q, const KV& kv, tensor_view<float> out, sliding_window window, Args&&... args) {
+  detail::with_mask(window, [&](auto&&... a) { flash_attention<Arch>(q, kv, out, a...); }, std::forward<Args>(args)...);
+}
+
 /// Sink-aware attention: causal flash attention with the sinks described by `sinks` (see
 /// attention_sinks). A normalizer passed as well is an error when sinks.logits is given.
 template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
 void sink_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
                     const attention_sinks& sinks, Args&&... args) {
-  if (sinks.window == 0 || sinks.window < -1)
-    detail::fail("sink_attention", "sinks.window: expected >= 1 or -1 (no window), got ", sinks.window);
-  if (sinks.tokens < 0) detail::fail("sink_attention", "sinks.tokens: expected >= 0, got ", sinks.tokens);
-  // One mask type for both cases (an unbounded window is the causal mask): one instantiation.
-  const streaming_mask_t m{{sink_tokens{sinks.tokens}, sliding_window{sinks.window < 0 ? -1 : sinks.window - 1, 0}},
-                           causal{}};
-  if (sinks.logits.empty()) {
-    detail::flash_with_mask<Arch>(q, k, v, out, m, std::forward<Args>(args)...);
-  } else {
-    if constexpr (detail::count_kind<policy_kind::normalizer, Args...> != 0)
-      detail::fail("sink_attention", "sinks.logits: a normalizer was passed as well; pass one or the other");
-    else detail::flash_with_mask<Arch>(q, k, v, out, m, softmax_with_sink{sinks.logits}, std::forward<Args>(args)...);
-  }
+  detail::sink_call(sinks, [&](auto&&... a) { flash_attention<Arch>(q, k, v, out, a...); }, std::forward<Args>(args)...);
+}
+/// The same on a paged KV cache or a ragged batch (see flash_attention's batched form).
+template <class Arch = default_arch, class Q, class KV, class... Args>
+  requires detail::batched_call<Q, KV>
+void sink_attention(const Q& q, const KV& kv, tensor_view<float> out, const attention_sinks& sinks, Args&&... args) {
+  detail::sink_call(sinks, [&](auto&&... a) { flash_attention<Arch>(q, kv, out, a...); }, std::forward<Args>(args)...);
 }
 
 }  // namespace attnkit
