@@ -2,6 +2,9 @@
 //
 //   BM_decode/<kv>/<layout>/Sq:<Sq>/L:<L>/threads:<t>   Hq = 32, Hkv = 8, d = 128, causal, KV in
 //                      kv = f32 | bf16 | fp16, layout bshd [1, L, 8, 128] or bhsd [1, 8, L, 128]
+//   BM_decode_tiles/<kv>/<layout>/Sq:1/L:65536/block_kv:<n>/threads:<t>   the same call with
+//                      attnkit::tiling{96, n, 512} (n = 64 is the default tile): the engine's
+//                      tile size, measured without touching the library
 //
 // Bytes = K + V read once (2 * L * Hkv * d * sizeof(kv)); "bw_ceiling" is that rate over the
 // read-bandwidth ceiling measured in the same process (BM_read_bandwidth: a vectorized sum over
@@ -44,7 +47,7 @@ cache<T>& data_for(int L, int sq) {
 }
 
 template <class T>
-void bm_decode(benchmark::State& state, int L, int sq, int threads, bool head_major) {
+void bm_decode(benchmark::State& state, int L, int sq, int threads, bool head_major, attnkit::tiling tiles) {
   cache<T>& c = data_for<T>(L, sq);
   const auto q = attnkit::bshd(static_cast<const float*>(c.q.data()), 1, sq, Hq, D);
   // Layout: bshd (keys of one head 4 KiB apart) or bhsd (each head's keys contiguous, as a paged
@@ -54,14 +57,14 @@ void bm_decode(benchmark::State& state, int L, int sq, int threads, bool head_ma
   const auto v = head_major ? attnkit::bhsd(static_cast<const T*>(c.v.data()), 1, Hkv, L, D)
                             : attnkit::bshd(static_cast<const T*>(c.v.data()), 1, L, Hkv, D);
   const auto o = attnkit::bshd(c.o.data(), 1, sq, Hq, D);
-  const auto run = [&] { attnkit::flash_attention(q, k, v, o, attnkit::causal{}, attnkit::openmp{threads}); };
+  const auto run = [&] { attnkit::flash_attention(q, k, v, o, attnkit::causal{}, attnkit::openmp{threads}, tiles); };
   run();
   for (auto _ : state) {
     run();
     benchmark::ClobberMemory();
   }
   ab::set_bytes_counters(state, 2.0 * L * Hkv * D * sizeof(T), threads);
-  const auto plan = attnkit::plan_of(q, k, v, o, attnkit::causal{}, attnkit::openmp{threads});
+  const auto plan = attnkit::plan_of(q, k, v, o, attnkit::causal{}, attnkit::openmp{threads}, tiles);
   state.SetLabel(plan.kind == attnkit::engine::decode ? "decode engine" : "prefill engine");
 }
 
@@ -74,16 +77,32 @@ void register_kv(const char* kv) {
           if (sq > 1 && L != 16384) continue;
           const std::string name = std::string("BM_decode/") + kv + (hm ? "/bhsd" : "/bshd") + "/Sq:" +
                                    std::to_string(sq) + "/L:" + std::to_string(L) + "/threads:" + std::to_string(t);
-          benchmark::RegisterBenchmark(name.c_str(), bm_decode<T>, L, sq, t, hm)
+          benchmark::RegisterBenchmark(name.c_str(), bm_decode<T>, L, sq, t, hm, attnkit::tiling{})
               ->UseRealTime()
               ->Unit(benchmark::kMicrosecond);
         }
+}
+
+template <class T>
+void register_tiles(const char* kv) {
+  constexpr int L = 65536;
+  for (int bkv : {64, 128, 256})
+    for (int t : {1, 2})
+      for (bool hm : {false, true}) {
+        const std::string name = std::string("BM_decode_tiles/") + kv + (hm ? "/bhsd" : "/bshd") + "/Sq:1/L:" +
+                                 std::to_string(L) + "/block_kv:" + std::to_string(bkv) + "/threads:" + std::to_string(t);
+        benchmark::RegisterBenchmark(name.c_str(), bm_decode<T>, L, 1, t, hm, attnkit::tiling{96, bkv, 512})
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
+      }
 }
 
 const bool registered = [] {
   register_kv<float>("f32");
   register_kv<attnkit::bf16>("bf16");
   register_kv<attnkit::fp16>("fp16");
+  register_tiles<float>("f32");
+  register_tiles<attnkit::bf16>("bf16");
   return true;
 }();
 

@@ -21,11 +21,16 @@
 /// with o = fma(o, alpha, acc) (the first key chunk) or o += acc (later chunks of kKeyChunk keys:
 /// blocked summation, and the V chunk x column block being reused by all row blocks stays in L1).
 ///
+/// Both prefetch (prefetcht1) the rows a few KiB ahead of the ones they read, into the caller's
+/// next tile: the decode engine's K and V come from DRAM, often 4 KiB apart (bshd caches), where
+/// the hardware prefetchers do not keep enough misses in flight.
+///
 /// Accuracy: each dot product is `lanes` sequential partial sums joined by a tree; each axpy sum is
 /// sequential within chunks of kKeyChunk keys. Both are at least as accurate as one sequential fp32
 /// loop (fewer roundings in sequence). No alignment is required for any pointer; strides are in
 /// elements and may be anything >= the row length (q, k, v are never read past element d-1 / dv-1
 /// of a row, st never written past column R-1, o never past column dv-1).
+#include <cstdint>
 #include <type_traits>
 
 #include "attnkit/core/types.hpp"
@@ -65,6 +70,50 @@ ATTNKIT_INLINE void pin(Reg& r) noexcept {
 #else
   (void)r;
 #endif
+}
+
+// ---- prefetch ---------------------------------------------------------------------------------
+
+/// Software prefetch of the rows read next (dot_rows: K, axpy_rows: V), so that a decode tile's
+/// DRAM misses overlap with the arithmetic on the rows before it instead of being exposed one
+/// row at a time (the hardware prefetchers do little for rows 4 KiB apart, as in a bshd cache,
+/// and not enough for head-major ones). The look-ahead is a byte budget (kPrefetchBytes of row
+/// data, at most kPrefetchMaxKeys rows), so it reaches into the caller's next tile, which the
+/// engines read at the same stride right after this call. Prefetches are hints: they never
+/// fault and never change a result. The locality hint is 2 (prefetcht1, to L2): on Zen 5 the L1
+/// form (hint 3) gave no gain at any distance tried (16..64 rows); see
+/// bench/results/decode-zen5-2026-12-02.md.
+inline constexpr index_t kPrefetchBytes = 16384;
+inline constexpr index_t kPrefetchMaxKeys = 64;
+inline constexpr int kPrefetchLocality = 2;
+
+/// Rows of `len` elements of T to prefetch ahead (1 .. kPrefetchMaxKeys).
+template <class T>
+ATTNKIT_INLINE index_t prefetch_keys(index_t len) noexcept {
+  const index_t bytes = len * static_cast<index_t>(sizeof(T));
+  const index_t n = bytes > 0 ? kPrefetchBytes / bytes : kPrefetchMaxKeys;
+  return n < 1 ? 1 : n > kPrefetchMaxKeys ? kPrefetchMaxKeys : n;
+}
+
+/// Prefetch every cache line holding elements [at, at + n) from p. The address is formed as an
+/// integer: the rows ahead may lie past the end of the caller's array (a prefetch never faults).
+template <class T>
+ATTNKIT_INLINE void prefetch_row(const T* p, index_t at, index_t n) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  constexpr std::uintptr_t line = 64;
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(at) * sizeof(T);
+  const std::uintptr_t last = (a + static_cast<std::uintptr_t>(n) * sizeof(T) - 1) & ~(line - 1);
+  for (std::uintptr_t l = a & ~(line - 1); l <= last; l += line)
+    __builtin_prefetch(reinterpret_cast<const void*>(l), 0, kPrefetchLocality);
+#else
+  (void)p, (void)at, (void)n;
+#endif
+}
+
+/// Prefetch rows [j, j + n) of a row-major block (row stride ld, row length len).
+template <class T>
+ATTNKIT_INLINE void prefetch_rows(const T* p, index_t j, index_t n, index_t ld, index_t len) noexcept {
+  for (index_t i = 0; i < n; ++i) prefetch_row(p, (j + i) * ld, len);
 }
 
 // ---- dot_rows ---------------------------------------------------------------------------------
@@ -175,10 +224,14 @@ ATTNKIT_INLINE void dot_key_tail(int rem, index_t d, const float* q, index_t ldq
 /// RB rows against kc keys (kc <= dot_acc).
 template <class Arch, class TK, int RB>
 void dot_block(int kc, index_t d, const float* q, index_t ldq, const TK* k, index_t ldk, float* st,
-               index_t lds) noexcept {
+               index_t lds, index_t pf) noexcept {
   constexpr int NK = rm_blocking<Arch>::dot_acc / RB;
   int j = 0;
-  for (; j + NK <= kc; j += NK) dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k + j * ldk, ldk, st + j * lds, lds);
+  for (; j + NK <= kc; j += NK) {
+    if (pf) prefetch_rows(k, j + pf, NK, ldk, d);
+    dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k + j * ldk, ldk, st + j * lds, lds);
+  }
+  if (pf && j < kc) prefetch_rows(k, j + pf, kc - j, ldk, d);
   if (j < kc) dot_key_tail<Arch, TK, RB, NK>(kc - j, d, q, ldq, k + j * ldk, ldk, st + j * lds, lds);
 }
 
@@ -189,7 +242,7 @@ void dot_block(int kc, index_t d, const float* q, index_t ldq, const TK* k, inde
 template <class Arch, class TV, int RB, int CB, bool Tail, bool Skip0>
 ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRICT p, index_t ldp,
                               const TV* ATTNKIT_RESTRICT v, index_t ldv, float* ATTNKIT_RESTRICT o, index_t ldo,
-                              const float* alpha) noexcept {
+                              const float* alpha, index_t pf) noexcept {
   using V = vec<Arch>;
   using Reg = typename V::reg;
   constexpr int W = V::width;
@@ -199,6 +252,7 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
   for (index_t j = 0; j < nk; ++j) {
     const TV* vj = v + j * ldv;
     const float* pj = p + j * ldp;
+    if (pf) prefetch_row(vj, pf * ldv, (CB - 1) * W + (Tail ? nlast : W));
     Reg vr[CB];
     ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) {
       if (Tail && b == CB - 1) vr[b] = load_widen_n<Arch>(vj + b * W, nlast);
@@ -231,28 +285,28 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
 /// The last nv (0 < nv < CB) vectors of columns, nlast lanes valid in the last one.
 template <class Arch, class TV, int RB, int CB, bool Skip0>
 ATTNKIT_INLINE void axpy_col_tail(int nv, int nlast, index_t nk, const float* p, index_t ldp, const TV* v,
-                                  index_t ldv, float* o, index_t ldo, const float* alpha) noexcept {
+                                  index_t ldv, float* o, index_t ldo, const float* alpha, index_t pf) noexcept {
   if constexpr (CB > 1) {
-    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, ldv, o, ldo, alpha);
+    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, ldv, o, ldo, alpha, pf);
   }
-  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha);
-  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha);
+  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha, pf);
+  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha, pf);
 }
 
 /// RB rows, ncols columns (one column block), nk keys.
 template <class Arch, class TV, int RB, bool Skip0>
 void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
-                index_t ldo, const float* alpha) noexcept {
+                index_t ldo, const float* alpha, index_t pf) noexcept {
   constexpr int W = vec<Arch>::width;
   constexpr int CB = rm_blocking<Arch>::axpy_cb(RB);
   index_t c = 0;
   for (; c + CB * W <= ncols; c += CB * W)
-    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v + c, ldv, o + c, ldo, alpha);
+    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v + c, ldv, o + c, ldo, alpha, pf);
   if (c < ncols) {
     const index_t rem = ncols - c;
     const int nv = static_cast<int>((rem + W - 1) / W);
     const int nlast = static_cast<int>(rem - (nv - 1) * W);
-    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v + c, ldv, o + c, ldo, alpha);
+    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v + c, ldv, o + c, ldo, alpha, pf);
   }
 }
 
@@ -267,17 +321,18 @@ void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, con
   static_assert(element_type<TK>, "dot_rows: TK must be float, attnkit::bf16 or attnkit::fp16");
   using namespace rowmajor_detail;
   constexpr int KC = rm_blocking<Arch>::dot_acc;  // keys per chunk: every row block reuses them from L1
+  const index_t pf = prefetch_keys<TK>(d);        // the first row block prefetches rows j + pf
   for (index_t j0 = 0; j0 < nk; j0 += KC) {
     const int kc = static_cast<int>(nk - j0 < KC ? nk - j0 : KC);
     const TK* kj = k + j0 * ldk;
     float* sj = st + j0 * lds;
     index_t r = 0;
-    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds);
+    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pf : 0);
     if (R - r >= 2) {
-      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds);
+      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pf : 0);
       r += 2;
     }
-    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds);
+    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pf : 0);
   }
 }
 
@@ -292,6 +347,7 @@ void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, c
   static_assert(element_type<TV>, "axpy_rows: TV must be float, attnkit::bf16 or attnkit::fp16");
   using namespace rowmajor_detail;
   constexpr index_t CW = rm_blocking<Arch>::axpy_cols;
+  const index_t pf = prefetch_keys<TV>(dv);  // the first row block prefetches rows j + pf
   for (index_t j0 = 0; j0 < nk || j0 == 0; j0 += kKeyChunk) {
     const index_t kc = nk - j0 < kKeyChunk ? nk - j0 : kKeyChunk;
     const float* pj = p + j0 * ldp;
@@ -300,12 +356,12 @@ void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, c
     for (index_t c0 = 0; c0 < dv; c0 += CW) {
       const index_t nc = dv - c0 < CW ? dv - c0 : CW;
       index_t r = 0;
-      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
+      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pf : 0);
       if (R - r >= 2) {
-        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
+        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pf : 0);
         r += 2;
       }
-      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr);
+      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pf : 0);
     }
   }
 }
