@@ -91,6 +91,21 @@ TEST(Masks, TreeAndRingClassificationIsSound) {
     }
 }
 
+TEST(Masks, LocalBlockAndPerHeadClassificationIsSound) {
+  for (index_t off : {-3, 0, 4}) {
+    expect_sound(chunked_local{4}, 9, 12, off, true);
+    expect_sound(chunked_local{1}, 9, 12, off, true);
+  }
+  expect_sound(neighborhood_2d{3, 4, 3, 1}, 12, 12, 0, false);
+  expect_sound(neighborhood_2d{4, 4, 2, 2}, 16, 16, 0, false);
+  std::vector<std::uint8_t> bm{1, 0, 1, 0, 1, 1, 0, 0, 1};  // 3 x 3 blocks of 3 x 4
+  const auto layout = block_layout_from_block_mask(bm.data(), 1, 1, 3, 3, 3, 4);
+  expect_sound(layout, 9, 12, 0, true);
+  expect_sound(block_layout<causal>::from_mask(causal{}, {1, 1, 9, 12}, 2, 3), 9, 12, 3, true);
+  const std::vector<std::uint8_t> which{1};
+  expect_sound(per_head(which, causal{}, sliding_window{2, 0}), 9, 12, 3, true);
+}
+
 TEST(Masks, TreeAndRingRules) {
   // The ring maps slots to positions: 2 sinks, 4 slots, 9 tokens seen -> slots hold 0 1 | 6 7 8 5.
   const ring_mask m{2, 3, 4, 9, 1};

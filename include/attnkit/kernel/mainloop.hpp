@@ -107,9 +107,15 @@ struct attention_call {
   void plan(const tiling& t) {
     g = d.hq / d.hkv;
     bq = std::max<index_t>(1, std::min<index_t>(d.sq, t.rows / g));
+    block_kv = (dense || t.block_kv <= 0) ? std::max<index_t>(d.sk, 1) : t.block_kv;
+    // A block-sparse mask's blocks: tiles that never straddle two blocks keep full blocks full
+    // and skipped blocks unread.
+    if (const auto [hq, hk] = block_hint(a.mask); !dense && hq > 0) {
+      bq = fit_block(bq, hq);
+      block_kv = hk <= block_kv ? hk : fit_block(block_kv, hk);
+    }
     n_qb = d.sq > 0 ? (d.sq + bq - 1) / bq : 0;
     rows_p = align_up(g * bq, V::width);
-    block_kv = (dense || t.block_kv <= 0) ? std::max<index_t>(d.sk, 1) : t.block_kv;
     if (dense) reason = "dense: one tile of all keys (probabilities materialized)";
     else if (std::is_same_v<Arch, scalar>)
       // Open defect: the fuzzer crashed the scalar decode path once (axpy_rows<scalar>, dv = 211,
@@ -155,6 +161,14 @@ struct attention_call {
     return align_up(std::max(split_kv, (sk + max_splits - 1) / max_splits), block_kv);
   }
   index_t splits_of(index_t sk) const noexcept { return (sk + split_len_of(sk) - 1) / split_len_of(sk); }
+
+  // A tile size near `want` that tiles `block` exactly: a multiple of it, or a divisor of it.
+  static index_t fit_block(index_t want, index_t block) noexcept {
+    if (want >= block) return want / block * block;
+    for (index_t t = want; t > 1; --t)
+      if (block % t == 0) return t;
+    return 1;
+  }
 
   attention_plan describe() const {
     const index_t groups = d.batch * d.hkv;
@@ -404,8 +418,11 @@ struct attention_call {
     if (n_split > 1) {
       const index_t groups = d.batch * d.hkv, pf = part_floats();
       float* parts = src.partials(groups * n_split * pf);
+      // KV heads fastest: with a bshd cache the heads' rows of a position share pages, and tasks
+      // running at the same time then stream neighbouring memory. Partial slot: (b, hk, split).
       ex.parallel_for(groups * n_split, [&](index_t t, int w) {
-        split_unit(src.get(w), parts + t * pf, t / n_split / d.hkv, (t / n_split) % d.hkv, t % n_split);
+        const index_t b = t / (n_split * d.hkv), sp = (t / d.hkv) % n_split, hk = t % d.hkv;
+        split_unit(src.get(w), parts + ((b * d.hkv + hk) * n_split + sp) * pf, b, hk, sp);
       });
       ex.parallel_for(groups, [&](index_t t, int w) {
         merge_unit(src.get(w), parts + t * n_split * pf, t / d.hkv, t % d.hkv);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "attnkit/kernel/flash.hpp"
+#include "attnkit/mask/block_layout.hpp"
 #include "attnkit/mask/streaming.hpp"
 #include "attnkit/norm/softmax_with_sink.hpp"
 
@@ -73,6 +74,22 @@ template <class Arch = default_arch, class Q, class KV, class... Args>
   requires detail::batched_call<Q, KV>
 void sliding_window_attention(const Q& q, const KV& kv, tensor_view<float> out, sliding_window window, Args&&... args) {
   detail::with_mask(window, [&](auto&&... a) { flash_attention<Arch>(q, kv, out, a...); }, std::forward<Args>(args)...);
+}
+
+/// Block-sparse attention: flash_attention visiting only the blocks `layout` lists (full blocks
+/// unmasked, partial ones through the layout's element mask), ANDed with a mask passed as well.
+/// Tiles follow the layout's blocks; unlisted blocks' K/V are never read.
+template <class Arch = default_arch, class TQ, class TK, class TV, class M, class... Args>
+void block_sparse_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
+                            const block_layout<M>& layout, Args&&... args) {
+  detail::with_mask(layout, [&](auto&&... a) { flash_attention<Arch>(q, k, v, out, a...); }, std::forward<Args>(args)...);
+}
+/// The same on a paged KV cache or a ragged batch (blocks over each sequence's own indices).
+template <class Arch = default_arch, class Q, class KV, class M, class... Args>
+  requires detail::batched_call<Q, KV>
+void block_sparse_attention(const Q& q, const KV& kv, tensor_view<float> out, const block_layout<M>& layout,
+                            Args&&... args) {
+  detail::with_mask(layout, [&](auto&&... a) { flash_attention<Arch>(q, kv, out, a...); }, std::forward<Args>(args)...);
 }
 
 /// Sink-aware attention: causal flash attention with the sinks described by `sinks` (see

@@ -1,8 +1,16 @@
 #pragma once
 /// @file combinators.hpp  `a & b` keeps a pair both keep; `a | b` keeps a pair either keeps.
 /// Tile classes combine soundly: (&) empty if either is empty, full if both are full; (|) full if
-/// either is full, empty if both are empty; partial otherwise.
+/// either is full, empty if both are empty; partial otherwise. `per_head(which, a, b)`: query
+/// head h takes mask a where which[h] == 0 and b where it is 1 (DuoAttention's retrieval heads
+/// full, streaming heads sinks + window), in one call. A block shape one operand asks for
+/// (block_layout's block_hint) is passed on.
+#include <cstdint>
+#include <span>
+#include <utility>
+
 #include "attnkit/concepts/mask_policy.hpp"
+#include "attnkit/core/errors.hpp"
 
 namespace attnkit {
 
@@ -46,6 +54,42 @@ struct mask_or {
   }
   void validate(const problem_dims& d) const { a.validate(d); b.validate(d); }
 };
+
+/// The tile shape masks ask the mainloop to align to (block_layout), if any: {0, 0} when none.
+template <class M>
+constexpr std::pair<index_t, index_t> block_hint(const M& m) noexcept {
+  if constexpr (requires { m.block_hint_q(); m.block_hint_kv(); }) return {m.block_hint_q(), m.block_hint_kv()};
+  else if constexpr (requires { m.a; m.b; }) {
+    const auto x = block_hint(m.a);
+    return x.first ? x : block_hint(m.b);
+  } else return {0, 0};
+}
+
+template <mask_policy A, mask_policy B>
+struct mask_per_head {
+  static constexpr policy_kind kind = policy_kind::mask;
+  static constexpr bool elementwise = A::elementwise && B::elementwise;
+  std::span<const std::uint8_t> which;  ///< [Hq]: 0 -> a, 1 -> b
+  A a;
+  B b;
+  bool keep(const head_ctx& c, index_t i, index_t j) const { return which[c.q_head] ? b.keep(c, i, j) : a.keep(c, i, j); }
+  tile_class classify(const head_ctx& c, index_t i0, index_t i1, index_t j0, index_t j1) const {
+    return which[c.q_head] ? b.classify(c, i0, i1, j0, j1) : a.classify(c, i0, i1, j0, j1);
+  }
+  key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const {
+    return which[c.q_head] ? spans_of(b, c, i0, i1, sk) : spans_of(a, c, i0, i1, sk);
+  }
+  void validate(const problem_dims& d) const {
+    if (static_cast<index_t>(which.size()) != d.hq)
+      detail::fail("per_head", "which: expected one entry per query head (", d.hq, "), got ", which.size());
+    for (std::size_t h = 0; h < which.size(); ++h)
+      if (which[h] > 1) detail::fail("per_head", "which[", h, "]: expected 0 or 1, got ", int(which[h]));
+    a.validate(d);
+    b.validate(d);
+  }
+};
+template <mask_policy A, mask_policy B>
+constexpr mask_per_head<A, B> per_head(std::span<const std::uint8_t> which, const A& a, const B& b) { return {which, a, b}; }
 
 template <mask_policy A, mask_policy B>
 constexpr mask_and<A, B> operator&(const A& a, const B& b) { return {a, b}; }

@@ -1,0 +1,228 @@
+// Block-sparse attention and the structured / per-head masks vs the fp64 reference: layouts from a
+// boolean block matrix, CSR lists and the static patterns against the expanded element mask
+// (written out independently as a mask_fn); layouts from masks against the mask itself; per-head
+// masks against each head's own mask; sink calibration against scaled and renormalized
+// reference probabilities; bad layouts rejected with named errors and nothing written.
+#include "common/test_util.hpp"
+
+namespace {
+
+using namespace attnkit;
+using namespace attnkit::test;
+using Arch = ATTNKIT_TEST_ARCH;
+
+shape make(index_t sq, index_t sk, index_t hq, index_t hkv, index_t d) {
+  shape s;
+  s.Sq = sq, s.Sk = sk, s.Hq = hq, s.Hkv = hkv, s.Dk = s.Dv = d, s.lay = layout::cache;
+  return s;
+}
+
+// A random boolean block matrix [B'][H'][n_qb][n_kb] of the given density.
+struct block_matrix {
+  index_t B, H, nq, nk, bq, bk;
+  std::vector<std::uint8_t> m;
+  bool at(index_t b, index_t h, index_t i, index_t j) const {
+    return m[(((B == 1 ? 0 : b) * H + (H == 1 ? 0 : h)) * nq + i / bq) * nk + j / bk];
+  }
+};
+block_matrix random_blocks(index_t B, index_t H, index_t sq, index_t sk, index_t bq, index_t bk, double density,
+                           std::uint32_t seed) {
+  block_matrix r{B, H, (sq + bq - 1) / bq, (sk + bk - 1) / bk, bq, bk, {}};
+  std::mt19937 g(seed);
+  std::bernoulli_distribution keep(density);
+  r.m.resize(B * H * r.nq * r.nk);
+  for (auto& x : r.m) x = keep(g);
+  return r;
+}
+
+TEST(BlockSparse, FromBlockMatrixAndCsr) {
+  ATTNKIT_REQUIRE_ARCH();
+  struct cfg {
+    shape s;
+    index_t B_, H_, bq, bk;
+  };
+  shape batched = make(200, 300, 4, 2, 32);
+  batched.B = 2;
+  int n = 0;
+  for (const auto& c : {cfg{make(130, 1000, 4, 2, 64), 1, 1, 64, 64}, cfg{make(1, 2000, 8, 2, 64), 1, 8, 1, 64},
+                        cfg{make(63, 65, 2, 1, 17), 1, 2, 16, 16}, cfg{batched, 2, 1, 32, 128}, cfg{make(7, 7, 2, 2, 8), 1, 1, 4, 3}}) {
+    const double density = n++ % 2 ? 0.1 : 0.5;
+    const auto bm = random_blocks(c.B_, c.H_, c.s.Sq, c.s.Sk, c.bq, c.bk, density, 42);
+    const auto layout = block_layout_from_block_mask(bm.m.data(), c.B_, c.H_, bm.nq, bm.nk, c.bq, c.bk);
+    const auto expanded = mask_fn{[&bm](index_t b, index_t h, index_t i, index_t j) { return bm.at(b, h, i, j); }};
+    check_call(c.s, [&](auto q, auto k, auto v, auto o, float* lse) {
+      block_sparse_attention<Arch>(q, k, v, o, layout, lse_out{lse});
+    }, expanded);
+    check_call(c.s, [&](auto q, auto k, auto v, auto o, float* lse) {
+      block_sparse_attention<Arch>(q, k, v, o, layout, causal{}, lse_out{lse});
+    }, expanded & causal{});
+    // The same blocks as CSR lists: the same layout, bitwise the same result.
+    std::vector<std::int32_t> row_ptr{0}, cols;
+    for (index_t r = 0; r < c.B_ * c.H_ * bm.nq; ++r) {
+      for (index_t kb = 0; kb < bm.nk; ++kb)
+        if (bm.m[r * bm.nk + kb]) cols.push_back(static_cast<std::int32_t>(kb));
+      row_ptr.push_back(static_cast<std::int32_t>(cols.size()));
+    }
+    const auto csr = block_layout_from_csr(row_ptr, cols, c.B_, c.H_, bm.nq, bm.nk, c.bq, c.bk);
+    problem<float> pr(c.s);
+    output a(c.s), b(c.s);
+    block_sparse_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), a.view, layout);
+    block_sparse_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), b.view, csr);
+    EXPECT_EQ(0, std::memcmp(a.o.data(), b.o.data(), a.o.size() * sizeof(float))) << "CSR vs block matrix";
+  }
+}
+
+TEST(BlockSparse, FromMasks) {
+  ATTNKIT_REQUIRE_ARCH();
+  const shape s = make(300, 700, 4, 2, 64);
+  const layout_dims dims{1, 1, s.Sq, s.Sk};
+  const auto from_causal = block_layout<causal>::from_mask(causal{}, dims, 64, 64);
+  check_call(s, [&](auto q, auto k, auto v, auto o, float* lse) {
+    block_sparse_attention<Arch>(q, k, v, o, from_causal, lse_out{lse});
+  }, causal{});
+  const auto w = sliding_window::from_total(100);
+  const auto from_window = block_layout<sliding_window>::from_mask(w, dims, 32, 64);
+  EXPECT_LT(from_window.density(), 0.35);
+  check_call(s, [&](auto q, auto k, auto v, auto o, float* lse) {
+    block_sparse_attention<Arch>(q, k, v, o, from_window, lse_out{lse});
+  }, w);
+  // Layout elements equal element-wise evaluation of the mask.
+  for (index_t i = 0; i < s.Sq; i += 7)
+    for (index_t j = 0; j < s.Sk; ++j) ASSERT_EQ(from_window.keep({0, 0, s.Sk - s.Sq}, i, j), w.keep({0, 0, s.Sk - s.Sq}, i, j));
+}
+
+TEST(BlockSparse, StaticPatterns) {
+  ATTNKIT_REQUIRE_ARCH();
+  const index_t n = 1000, blk = 64;
+  const shape s = make(n, n, 4, 1, 32);
+  for (const auto& layout : {patterns::strided(n, blk, 2, 4), patterns::power_of_two(n, blk), patterns::radial(n, blk, 2)}) {
+    const auto expanded = mask_fn{[&layout](index_t, index_t, index_t i, index_t j) {
+      return layout.at(0, 0, i / 64, j / 64) != 0;
+    }};
+    check_call(s, [&](auto q, auto k, auto v, auto o, float* lse) {
+      block_sparse_attention<Arch>(q, k, v, o, layout, causal{}, lse_out{lse});
+    }, expanded & causal{});
+  }
+  // Distances the patterns keep, written out for one query block.
+  const auto p2 = patterns::power_of_two(64 * 20, 64);
+  for (index_t kb = 0; kb <= 19; ++kb) {
+    const index_t d = 19 - kb;
+    EXPECT_EQ(p2.at(0, 0, 19, kb) != 0, d == 0 || d == 1 || d == 2 || d == 4 || d == 8 || d == 16) << kb;
+  }
+}
+
+TEST(LocalMasks, ChunkedAndNeighborhood) {
+  ATTNKIT_REQUIRE_ARCH();
+  check_call(make(300, 300, 4, 2, 64), [](auto q, auto k, auto v, auto o, float* lse) {
+    flash_attention<Arch>(q, k, v, o, chunked_local{128}, lse_out{lse});
+  }, chunked_local{128});
+  check_call(make(1, 1000, 8, 2, 64), [](auto q, auto k, auto v, auto o, float* lse) {
+    flash_attention<Arch>(q, k, v, o, chunked_local{256}, lse_out{lse});
+  }, chunked_local{256});
+  for (const auto& nb : {neighborhood_2d{20, 24, 7, 1}, neighborhood_2d{16, 16, 3, 2}}) {
+    const index_t n = nb.h * nb.w;
+    check_call(make(n, n, 2, 1, 32), [&](auto q, auto k, auto v, auto o, float* lse) {
+      flash_attention<Arch>(q, k, v, o, nb, lse_out{lse});
+    }, nb);
+    // Every query keeps exactly kernel^2 keys.
+    for (index_t i = 0; i < n; i += 13) {
+      index_t kept = 0;
+      for (index_t j = 0; j < n; ++j) kept += nb.keep({0, 0, 0}, i, j);
+      EXPECT_EQ(kept, nb.kernel * nb.kernel) << i;
+    }
+  }
+}
+
+TEST(PerHead, RetrievalAndStreamingHeads) {
+  ATTNKIT_REQUIRE_ARCH();
+  const std::vector<std::uint8_t> which{0, 1, 1, 0, 1, 1, 1, 1};  // 0: full causal, 1: sinks + window
+  const auto m = per_head(which, causal{}, streaming_mask(4, 64));
+  for (const shape& s : {make(1, 1500, 8, 2, 64), make(200, 200, 8, 4, 32)}) {
+    problem<float> pr(s);
+    output out(s);
+    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, m, lse_out{out.lse.data()});
+    // Head by head against the head's own mask.
+    const auto rc = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+    const auto rs = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), streaming_mask(4, 64));
+    const auto nc = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+    const auto ns = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), streaming_mask(4, 64));
+    for (index_t h = 0; h < s.Hq; ++h) {
+      std::vector<float> got;
+      std::vector<double> ref;
+      std::vector<float> naive;
+      for (index_t i = 0; i < s.Sq; ++i)
+        for (index_t c = 0; c < s.Dv; ++c) {
+          got.push_back(out.o[(i * s.Hq + h) * s.Dv + c]);
+          ref.push_back((which[h] ? rs : rc).out(0, i, h, c));
+          naive.push_back((which[h] ? ns : nc).out(0, i, h, c));
+        }
+      expect_accurate(got, ref, naive, "head " + std::to_string(h));
+    }
+  }
+}
+
+TEST(SinkCalibration, ScalesAndRenormalizes) {
+  ATTNKIT_REQUIRE_ARCH();
+  const shape s = make(40, 600, 4, 2, 64);
+  const float gamma[4] = {0.25f, 1.f, 3.f, 0.5f};
+  const sink_calibration cal{4, gamma};
+  problem<float> pr(s);
+  output out(s);
+  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, cal, causal{});
+  // Reference: causal probabilities, p_j *= gamma_h for j < 4, renormalized, times V (fp64).
+  const auto r = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), cal, causal{});
+  std::vector<double> want(s.Sq * s.Hq * s.Dv);
+  for (index_t h = 0; h < s.Hq; ++h)
+    for (index_t i = 0; i < s.Sq; ++i) {
+      std::vector<double> p(s.Sk);
+      double z = 0;
+      for (index_t j = 0; j < s.Sk; ++j) {
+        p[j] = r.probs[(h * s.Sq + i) * s.Sk + j] * (j < 4 ? gamma[h] : 1.0);
+        z += p[j];
+      }
+      for (index_t c = 0; c < s.Dv; ++c) {
+        double acc = 0;
+        for (index_t j = 0; j < s.Sk; ++j) acc += p[j] / z * double(pr.v.view(0, j, h / 2, c));
+        want[(i * s.Hq + h) * s.Dv + c] = acc;
+      }
+    }
+  expect_accurate(out.o_used(s), want, naive.o, "calibrated O");
+}
+
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "accepted; expected an error naming " << needle;
+  } catch (const attnkit::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(BlockSparse, BadLayoutsRejected) {
+  ATTNKIT_REQUIRE_ARCH();
+  const std::vector<std::int32_t> row_ptr{0, 1, 3}, cols{0, 1, 5};
+  expect_error([&] { block_layout_from_csr(row_ptr, cols, 1, 1, 2, 4, 16, 16); },
+               "block_layout::from_csr: block (0, 0, 1): expected KV block ids in [0, 4), got 5");
+  expect_error([&] { block_layout_from_csr(row_ptr, cols, 1, 1, 3, 4, 16, 16); },
+               "row_ptr: expected B x H x n_qb + 1 = 4 entries, got 3");
+  const std::vector<std::int32_t> bad_ptr{0, 2, 1};
+  expect_error([&] { block_layout_from_csr(bad_ptr, cols, 1, 1, 2, 4, 16, 16); }, "row_ptr: expected non-decreasing");
+  expect_error([&] { block_layout_from_block_mask(nullptr, 1, 1, 2, 2, 16, 16); }, "m: expected non-null");
+  // A layout that does not cover the keys, or has the wrong head count: nothing written.
+  const shape s = make(32, 100, 4, 2, 16);
+  problem<float> pr(s);
+  output out(s);
+  const std::vector<std::uint8_t> ones(2 * 4, 1);
+  const auto small = block_layout_from_block_mask(ones.data(), 1, 1, 2, 4, 16, 16);  // 64 keys
+  expect_error([&] { block_sparse_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, small); },
+               "flash_attention: block_layout: blocks: expected to cover Sq x Sk = 32 x 100");
+  const std::vector<std::uint8_t> three(3 * 2 * 7, 1);
+  const auto heads3 = block_layout_from_block_mask(three.data(), 1, 3, 2, 7, 16, 16);
+  expect_error([&] { block_sparse_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, heads3); },
+               "heads: expected 1 (broadcast) or Hq = 4, got 3");
+  for (float x : out.o) ASSERT_EQ(x, 1234.5f);
+}
+
+}  // namespace
