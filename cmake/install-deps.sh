@@ -3,6 +3,7 @@
 #   bash cmake/install-deps.sh           compiler, CMake, xsimd, Eigen, GoogleTest, Google Benchmark,
 #                                        Open MPI (libopenmpi-dev, openmpi-bin: the mpi_split_kv example)
 #   bash cmake/install-deps.sh --bench   also oneDNN (libdnnl-dev), the optional bench baseline
+#   bash cmake/install-deps.sh --docs    also doxygen (the API reference: doxygen docs/Doxyfile)
 # Idempotent: runs apt-get (update, install) only when something is missing; uses sudo when not
 # root.
 set -euo pipefail
@@ -11,8 +12,9 @@ pkgs=(g++ cmake make libxsimd-dev libeigen3-dev libgtest-dev libgmock-dev libben
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(libdnnl-dev) ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "install-deps.sh: unknown argument '$arg' (expected --bench)" >&2; exit 2 ;;
+    --docs) pkgs+=(doxygen) ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown argument '$arg' (expected --bench or --docs)" >&2; exit 2 ;;
   esac
 done
 

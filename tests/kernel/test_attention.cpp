@@ -343,6 +343,12 @@ TEST(Attention, DecodeSplitKv) {
 // Global allocation counter for the workspace test (counts only while armed).
 static std::atomic<bool> g_count_allocs{false};
 static std::atomic<long> g_allocs{0};
+// GCC 12 flags free() on memory from this malloc-backed operator new once both are inlined
+// (-Wmismatched-new-delete); the pair is matched by construction.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t n) {
   if (g_count_allocs.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -353,6 +359,9 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 namespace {
 

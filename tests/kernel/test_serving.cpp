@@ -476,6 +476,9 @@ TEST(Append, ContiguousAndPaged) {
               std::string::npos) << e.what();
   }
   EXPECT_EQ(kp, kp_before);
+  // K and V pages sharing memory (aliased call) are rejected before any write.
+  EXPECT_THROW(store_paged_kv(kpv, kpv, slots, kn.cview(), vn.cview()), attnkit::invalid_argument);
+  EXPECT_EQ(kp, kp_before);
 }
 
 }  // namespace

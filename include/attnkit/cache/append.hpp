@@ -36,6 +36,14 @@ void check_new_rows(const char* fn, const char* name, const tensor_view<C>& cach
   check_distinct_elements(fn, cname, cache);
   if (range_of(cache).overlaps(range_of(rows))) fail(fn, name, ": expected memory disjoint from ", cname);
 }
+/// The two caches must not share memory, and neither may the other's new rows.
+template <class KC, class KN, class VC, class VN>
+void check_kv_disjoint(const char* fn, const tensor_view<KC>& kc, const char* kname, const tensor_view<VC>& vc,
+                       const char* vname, const tensor_view<KN>& kn, const tensor_view<VN>& vn) {
+  if (range_of(kc).overlaps(range_of(vc))) fail(fn, vname, ": expected memory disjoint from ", kname);
+  if (range_of(kc).overlaps(range_of(vn))) fail(fn, "v_new: expected memory disjoint from ", kname);
+  if (range_of(vc).overlaps(range_of(kn))) fail(fn, "k_new: expected memory disjoint from ", vname);
+}
 }  // namespace detail
 
 /// Copy k_new / v_new [B, n, H, D] into rows [at, at + n) of k_cache / v_cache [B, capacity, H, D];
@@ -47,6 +55,7 @@ index_t append_kv(tensor_view<KC> k_cache, tensor_view<VC> v_cache, index_t at, 
   static_assert(!std::is_const_v<KC> && !std::is_const_v<VC>, "attnkit::append_kv: the caches must be writable");
   detail::check_new_rows(fn, "k_new", k_cache, "k_cache", k_new, k_cache.batch());
   detail::check_new_rows(fn, "v_new", v_cache, "v_cache", v_new, k_cache.batch());
+  detail::check_kv_disjoint(fn, k_cache, "k_cache", v_cache, "v_cache", k_new, v_new);
   if (v_cache.seq() != k_cache.seq())
     detail::fail(fn, "v_cache: expected capacity (seq) ", k_cache.seq(), " (k_cache's), got ", v_cache.seq());
   if (v_new.seq() != k_new.seq()) detail::fail(fn, "v_new: expected seq ", k_new.seq(), " (k_new's), got ", v_new.seq());
@@ -71,6 +80,7 @@ void store_paged_kv(tensor_view<KC> k_pages, tensor_view<VC> v_pages, std::span<
   static_assert(!std::is_const_v<KC> && !std::is_const_v<VC>, "attnkit::store_paged_kv: the pages must be writable");
   detail::check_new_rows(fn, "k_new", k_pages, "k_pages", k_new, k_new.batch());
   detail::check_new_rows(fn, "v_new", v_pages, "v_pages", v_new, k_new.batch());
+  detail::check_kv_disjoint(fn, k_pages, "k_pages", v_pages, "v_pages", k_new, v_new);
   if (v_pages.batch() != k_pages.batch() || v_pages.seq() != k_pages.seq())
     detail::fail(fn, "v_pages: expected {", k_pages.batch(), ", ", k_pages.seq(), ", ...} (k_pages' pages and page size), got {",
                  v_pages.batch(), ", ", v_pages.seq(), ", ...}");
