@@ -17,8 +17,17 @@
 //   - poisoning: NaN / +-Inf put into K or V at some key positions (or NaN into one Q entry)
 //     leave every row that does not keep them bitwise unchanged; NaN in a kept K entry (or in Q)
 //     makes the row's O NaN, NaN in a kept V entry makes that column NaN.
+//   - batched layouts (flash cases without query_offset; drawn from their own generator, so the
+//     strided case is the same with or without them): the case's B sequences as a paged_kv pool
+//     (random page size, shuffled pages, NaN / +-Inf garbage in spare pages and rows past the
+//     length, unused block-table entries -1 or out of range) with the strided q, and / or packed
+//     varlen q with varlen_kv (garbage between rows) or the pool; each against the same fp64
+//     reference and criterion, fully masked rows, stray writes, poisoning (paged), and bitwise
+//     equal to the strided call where the tiles are the same (varlen_kv; pages of a multiple of
+//     64 keys under masks whose spans start at key 0);
 // plus malformed calls: a valid call with one thing broken must throw attnkit::invalid_argument
-// naming the entry point and the argument, and leave every buffer unchanged.
+// naming the entry point and the argument, and leave every buffer unchanged (one strided and one
+// batched per case: block-table ids, lengths, offsets, query_offset / key_mass_out).
 //
 // Output: one line per failure (seed, case, configuration, errors) and a summary; exit status 1
 // on any failure. A crash (signal) prints the case being run and exits with status 2.
@@ -185,6 +194,15 @@ struct config {
   bool want_lse = false, want_km = false;
   fuzz_exec ex, ex2;
   std::vector<poison_site> poison;
+  // batched legs (flash, no query_offset option): drawn from their own generator (leg_seed), so
+  // the strided case and its stream are those of a run without them
+  bool leg_paged = false, leg_varlen = false;
+  index_t page = 0;         // page size of the pool (both legs)
+  int page_layout = 0;      // pages {N, page, Hkv, D}: 0 token-major, 1 head-major within a page
+  int vl_kv = 0;            // varlen leg's keys: 0 varlen_kv, 1 the paged pool
+  int vl_q_layout = 0;      // packed q / out: 0 token-major [1, total, H, D], 1 head-major
+  index_t vl_k_pad = 0;     // varlen_kv rows: garbage elements between consecutive key rows
+  std::uint64_t leg_seed = 0;
 
   index_t q_offset() const { return qoff; }
   std::string str() const;
@@ -272,6 +290,27 @@ struct outputs {
     n_km = c.B * c.Hq * c.Sk;
     lse.assign(static_cast<std::size_t>(n_lse + kGuard), kSentinel);
     km.assign(static_cast<std::size_t>(n_km + kGuard), kSentinel);
+  }
+  /// A varlen leg's output: O [B, Sq, Hq, Dv] laid out so that the packed [1, B * Sq, Hq, Dv]
+  /// view (packed()) addresses the same elements: token-major (bshd) or head-major (the packed
+  /// rows of one head contiguous).
+  outputs(const config& c, int packed_layout) : outputs(c) {
+    const index_t total = c.B * c.Sq;
+    std::fill(o.begin(), o.end(), kSentinel);
+    view = packed_layout == 0 ? bshd(o.data(), c.B, c.Sq, c.Hq, c.Dv)
+                              : tensor_view<float>{o.data(), {c.B, c.Sq, c.Hq, c.Dv}, {c.Sq * c.Dv, c.Dv, total * c.Dv, 1}};
+  }
+  tensor_view<float> packed() const {
+    const index_t total = view.extents[0] * view.extents[1];
+    return {view.data, {1, total, view.extents[2], view.extents[3]},
+            {total * view.extents[2] * view.extents[3], view.strides[1], view.strides[2], 1}};
+  }
+  /// LSE written as [Hq, B * Sq] (varlen queries) -> [B, Hq, Sq], in place (guards untouched).
+  void lse_from_packed(index_t B, index_t Hq, index_t Sq) {
+    std::vector<float> t(lse.begin(), lse.begin() + n_lse);
+    for (index_t b = 0; b < B; ++b)
+      for (index_t h = 0; h < Hq; ++h)
+        for (index_t i = 0; i < Sq; ++i) lse[(b * Hq + h) * Sq + i] = t[h * B * Sq + b * Sq + i];
   }
   float* lse_ptr(bool on) { return on ? lse.data() : nullptr; }
   float* km_ptr(bool on) { return on ? km.data() : nullptr; }
@@ -371,6 +410,10 @@ std::string config::str() const {
   os << " sig_bias=" << sig_bias << " scale=" << (scale_default ? "default" : std::to_string(scale_v))
      << " q_offset=" << qoff << " lse=" << want_lse << " key_mass=" << want_km << " exec=" << ex.str()
      << " exec2=" << ex2.str();
+  if (leg_paged || leg_varlen)
+    os << " batched{" << (leg_paged ? "paged " : "") << (leg_varlen ? (vl_kv ? "varlen+paged " : "varlen+varlen_kv ") : "")
+       << "page=" << page << " page_layout=" << page_layout << " q_layout=" << vl_q_layout << " k_pad=" << vl_k_pad
+       << "}";
   for (auto& p : poison)
     os << " poison{" << (p.which == 0 ? "K" : p.which == 1 ? "V" : "Q") << "[" << p.b << "," << p.s << "," << p.h
        << "," << p.c << "]=" << p.value << "}";
@@ -426,6 +469,14 @@ void compare_runs(const config& c, const outputs& a, const outputs& b, bool has_
 void check_poison(const config& c, const outputs& clean, const outputs& pois, const std::vector<std::uint8_t>& keep,
                   const std::vector<double>& probs, bool has_lse, std::string& err) {
   const index_t group = c.Hq / c.Hkv;
+  // An infinite K entry at the key makes its score +-inf or NaN: a -inf score is weight exactly 0,
+  // and then a NaN in that key's V must not reach the row (README: garbage of zero weight never
+  // does), so the V-NaN expectation is waived there (+inf / NaN scores make the whole row NaN).
+  auto k_inf_at = [&](index_t b, index_t s, index_t hk) {
+    return std::any_of(c.poison.begin(), c.poison.end(), [&](const poison_site& q) {
+      return q.which == 0 && q.b == b && q.s == s && q.h == hk && std::isinf(q.value);
+    });
+  };
   std::size_t changed = 0, not_nan = 0;
   std::string first;
   for (index_t b = 0; b < c.B; ++b)
@@ -447,7 +498,8 @@ void check_poison(const config& c, const outputs& clean, const outputs& pois, co
             touched = true;
             if (std::isnan(p.value)) {
               if (p.which == 0) whole_nan = true;
-              else if (probs[row * c.Sk + p.s] > 1e-20) nan_cols.push_back(p.c);  // weight clearly > 0
+              else if (probs[row * c.Sk + p.s] > 1e-20 && !k_inf_at(b, p.s, p.h))
+                nan_cols.push_back(p.c);  // weight clearly > 0
             }
           }
         }
@@ -477,8 +529,132 @@ void check_poison(const config& c, const outputs& clean, const outputs& pois, co
   if (not_nan) err += "poison: " + std::to_string(not_nan) + " rows that keep a NaN entry are not NaN; ";
 }
 
+// ---- batched layouts: the case's B sequences as a paged pool or packed (varlen) rows ---------------
+/// Garbage for memory a batched call must never read: NaN, +Inf or -Inf.
+template <class T>
+T garbage(rng& g) {
+  const int r = static_cast<int>(g.uni(0, 2));
+  return from_float<T>(r == 0 ? kNaN : r == 1 ? kInf : -kInf);
+}
+
+/// A page pool holding the case's K / V (every sequence Sk tokens) in shuffled pages; spare pages,
+/// rows past a length and the padding of head-major pages hold garbage; block-table entries past a
+/// sequence's pages hold -1 or an out-of-range id (never read). Deterministic in `seed`, so a pool
+/// built from poisoned K / V differs from the clean one only at the poisoned entries.
+template <class T>
+struct page_pool {
+  index_t page = 1, max_pages = 0, pages = 0;
+  std::vector<T> k, v;
+  tensor_view<const T> kp, vp;
+  std::vector<std::int32_t> table, lengths;
+  paged_kv<const T> view() const { return {kp, vp, table, max_pages, lengths}; }
+};
+template <class T>
+page_pool<T> make_pool(const config& c, const tensor<T>& k, const tensor<T>& v, std::uint64_t seed) {
+  rng g(seed);
+  page_pool<T> p;
+  const index_t ps = c.page, per = (c.Sk + ps - 1) / ps;
+  p.page = ps;
+  p.max_pages = per + g.uni(0, 2);
+  const index_t used = c.B * per;
+  p.pages = used + g.uni(1, 3);  // spare pages, never referenced
+  auto pages_view = [&](std::vector<T>& buf, index_t D) {
+    buf.resize(static_cast<std::size_t>(p.pages * ps * c.Hkv * D));
+    for (auto& x : buf) x = garbage<T>(g);
+    const tensor_view<const T> tv =
+        c.page_layout == 0
+            ? tensor_view<const T>{buf.data(), {p.pages, ps, c.Hkv, D}, {ps * c.Hkv * D, c.Hkv * D, D, 1}}
+            : tensor_view<const T>{buf.data(), {p.pages, ps, c.Hkv, D}, {c.Hkv * ps * D, D, ps * D, 1}};
+    return tv;
+  };
+  p.kp = pages_view(p.k, c.Dk);
+  p.vp = pages_view(p.v, c.Dv);
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(p.pages));
+  for (index_t i = 0; i < p.pages; ++i) ids[i] = static_cast<std::int32_t>(i);
+  std::shuffle(ids.begin(), ids.end(), g.g);
+  p.table.assign(static_cast<std::size_t>(c.B * p.max_pages), -1);
+  for (auto& e : p.table)
+    if (g.coin(0.3)) e = static_cast<std::int32_t>(g.coin(0.5) ? p.pages + g.uni(0, 1000) : -g.uni(2, 1000));
+  index_t next = 0;
+  for (index_t b = 0; b < c.B; ++b) {
+    p.lengths.push_back(static_cast<std::int32_t>(c.Sk));
+    for (index_t t = 0; t < per; ++t) p.table[b * p.max_pages + t] = ids[next++];
+    for (index_t t = 0; t < c.Sk; ++t) {
+      const index_t pg = p.table[b * p.max_pages + t / ps];
+      for (index_t h = 0; h < c.Hkv; ++h) {
+        T* kr = const_cast<T*>(p.kp.row(pg, t % ps, h));
+        T* vr = const_cast<T*>(p.vp.row(pg, t % ps, h));
+        for (index_t d = 0; d < c.Dk; ++d) kr[d] = k.view(b, t, h, d);
+        for (index_t d = 0; d < c.Dv; ++d) vr[d] = v.view(b, t, h, d);
+      }
+    }
+  }
+  return p;
+}
+
+/// The case's sequences packed along seq: [1, B * S, H, D] (sequence b owns rows b * S ..), rows
+/// `row_pad` elements of garbage apart (token-major) or head-major (layout 1).
+template <class T>
+struct packed {
+  std::vector<T> buf;
+  tensor_view<const T> view;
+  std::vector<std::int32_t> starts;
+};
+template <class T>
+packed<T> pack(const tensor<T>& t, int lay, index_t row_pad, rng& g) {
+  const index_t B = t.view.extents[0], S = t.view.extents[1], H = t.view.extents[2], D = t.view.extents[3];
+  const index_t total = B * S, rs = H * D + row_pad;
+  packed<T> p;
+  p.buf.resize(static_cast<std::size_t>(std::max<index_t>(total * rs, 1)));
+  for (auto& x : p.buf) x = garbage<T>(g);
+  p.view = lay == 0 ? tensor_view<const T>{p.buf.data(), {1, total, H, D}, {total * rs, rs, D, 1}}
+                    : tensor_view<const T>{p.buf.data(), {1, total, H, D}, {total * H * D, D, total * D, 1}};
+  for (index_t b = 0; b <= B; ++b) p.starts.push_back(static_cast<std::int32_t>(b * S));
+  for (index_t b = 0; b < B; ++b)
+    for (index_t s = 0; s < S; ++s)
+      for (index_t h = 0; h < H; ++h) {
+        T* r = const_cast<T*>(p.view.row(0, b * S + s, h));
+        for (index_t d = 0; d < D; ++d) r[d] = t.view(b, s, h, d);
+      }
+  return p;
+}
+
+/// Appends each "; "-terminated message of `msgs` to `err` with `prefix` (the accuracy-only
+/// classification still sees " vs naive fp32 " in accuracy messages).
+void add_prefixed(std::string& err, const std::string& prefix, const std::string& msgs) {
+  for (std::size_t at = 0; at < msgs.size();) {
+    std::size_t end = msgs.find("; ", at);
+    end = end == std::string::npos ? msgs.size() : end + 2;
+    err += prefix + msgs.substr(at, end - at);
+    at = end;
+  }
+}
+
+/// Bitwise equality of a batched leg with the strided call (O and, if requested, LSE).
+void compare_bitwise(const config& c, const outputs& strided, const outputs& leg, bool lse_on, std::string& err) {
+  const auto a = strided.o_dense(), b = leg.o_dense();
+  if (!bitwise_equal(a.data(), b.data(), a.size())) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
+    err += "O differs bitwise from the strided call (" + std::to_string(n) + " elements); ";
+  }
+  if (lse_on && !bitwise_equal(strided.lse.data(), leg.lse.data(), static_cast<std::size_t>(strided.n_lse)))
+    err += "LSE differs bitwise from the strided call; ";
+  (void)c;
+}
+
 // ---- one policy combination -----------------------------------------------------------------------
 enum opt_bits { kScale = 1, kQoff = 2 };
+
+// Masks whose key spans all start at key 0 (or have none): a paged call's tiles are then those of
+// the strided call when pages hold whole 64-key tiles, so its result is bitwise the same. A
+// sliding window starts its span mid-page: criterion only.
+template <class M>
+inline constexpr bool spans_at_zero = !std::is_same_v<M, sliding_window>;
+template <class A, class B>
+inline constexpr bool spans_at_zero<and_<A, B>> = spans_at_zero<A> && spans_at_zero<B>;
+template <class A, class B>
+inline constexpr bool spans_at_zero<or_<A, B>> = spans_at_zero<A> && spans_at_zero<B>;
 
 // AllTypes: bf16 / fp16 inputs too (a subset of rows, to bound the number of instantiations and
 // the TU's compile time); other rows always run float inputs.
@@ -552,6 +728,70 @@ struct combo {
       kernel(c, q, k, v, clean, c.ex, want_lse, false);
       kernel(c, qp, kp, vp, pois, c.ex, want_lse, false);
       check_poison(c, clean, pois, keep, ref.probs, has_lse, res.errors);
+    }
+    if constexpr (!(Opts & kQoff))
+      if (c.flash && (c.leg_paged || c.leg_varlen)) batched_legs(c, q, k, v, ref, naive, keep, sinks, out, res);
+  }
+
+  // A batched call with the strided call's arguments (minus key_mass_out): the same instantiation
+  // of the mainloop as the strided call (operands have one type for every layout).
+  template <class Qa, class KVa>
+  static void batched_kernel(const config& c, const Qa& q, const KVa& kv, tensor_view<float> o, float* lse) {
+    std::apply([&](const auto&... p) { flash_attention<Arch>(q, kv, o, p..., c.ex, lse_out{lse}, key_mass_out{nullptr}); },
+               policies(c));
+  }
+
+  // The case's sequences as a paged pool (strided q) and / or packed varlen q with varlen_kv or the
+  // pool: the same criterion vs the same reference, fully masked rows, stray writes, poisoning
+  // (paged), and bitwise equality with the strided call where the tiles are the same.
+  template <class T, class R>
+  static void batched_legs(const config& c0, const tensor<T>& q, const tensor<T>& k, const tensor<T>& v, const R& ref,
+                           const ref::result<float>& naive, const std::vector<std::uint8_t>& keep,
+                           const std::vector<float>& sinks, const outputs& strided, case_result& res) {
+    constexpr bool has_lse = N::has_lse;
+    config c = c0;
+    c.want_km = false;  // rejected for batched calls
+    const bool want_lse = has_lse && c.want_lse;
+    // The strided call with key_mass_out runs unsplit: bitwise only against one without it.
+    const bool same_tiles_paged = !c0.want_km && spans_at_zero<M> && c.page % tiling{}.block_kv == 0;
+    rng g(c.leg_seed);
+    if (c.leg_paged) {
+      std::string e;
+      const std::uint64_t pool_seed = g.g();
+      const auto pool = make_pool(c, k, v, pool_seed);
+      outputs po(c);
+      batched_kernel(c, q.cview(), pool.view(), po.view, po.lse_ptr(want_lse));
+      check_against_ref(c, ref, naive, po, keep, has_lse, sinks, e);
+      if (same_tiles_paged) compare_bitwise(c, strided, po, want_lse, e);
+      if (!c.poison.empty()) {
+        auto qp = clone(q), kp = clone(k), vp = clone(v);
+        for (const auto& p : c.poison) {
+          auto& t = p.which == 0 ? kp : p.which == 1 ? vp : qp;
+          t.view(p.b, p.s, p.h, p.c) = from_float<T>(p.value);
+        }
+        const auto ppool = make_pool(c, kp, vp, pool_seed);
+        outputs pp(c);
+        batched_kernel(c, qp.cview(), ppool.view(), pp.view, pp.lse_ptr(want_lse));
+        check_poison(c, po, pp, keep, ref.probs, has_lse, e);
+      }
+      add_prefixed(res.errors, "paged: ", e);
+    }
+    if (c.leg_varlen) {
+      std::string e;
+      const auto qk = pack(q, c.vl_q_layout, c.vl_k_pad, g);
+      const varlen<const T> vq{qk.view, qk.starts};
+      outputs vo(c, c.vl_q_layout);
+      if (c.vl_kv == 0) {
+        const auto kk = pack(k, 0, c.vl_k_pad, g), vv = pack(v, 0, c.vl_k_pad, g);
+        batched_kernel(c, vq, varlen_kv<const T>{kk.view, vv.view, kk.starts}, vo.packed(), vo.lse_ptr(want_lse));
+      } else {
+        const auto pool = make_pool(c, k, v, g.g());
+        batched_kernel(c, vq, pool.view(), vo.packed(), vo.lse_ptr(want_lse));
+      }
+      if (want_lse) vo.lse_from_packed(c.B, c.Hq, c.Sq);
+      check_against_ref(c, ref, naive, vo, keep, has_lse, sinks, e);
+      if (c.vl_kv == 0 ? !c0.want_km : same_tiles_paged) compare_bitwise(c, strided, vo, want_lse, e);
+      add_prefixed(res.errors, c.vl_kv == 0 ? "varlen+varlen_kv: " : "varlen+paged: ", e);
     }
   }
 
@@ -662,6 +902,12 @@ fuzz_exec draw_exec(rng& g) {
   return {r, static_cast<int>(g.uni(1, 3))};
 }
 
+std::uint64_t leg_seed_of(std::uint64_t seed, long index) {  // the batched legs' generator
+  std::uint64_t x = (seed + 0x632BE59BD9B4E019ull) * 0xD6E8FEB86659FD93ull ^ static_cast<std::uint64_t>(index) * 0x9E3779B97F4A7C15ull;
+  x ^= x >> 29;
+  return x * 0xBF58476D1CE4E5B9ull + 7;
+}
+
 config draw(std::uint64_t seed, long index, rng& g) {
   config c;
   c.seed = seed;
@@ -764,6 +1010,18 @@ config draw(std::uint64_t seed, long index, rng& g) {
     p.b = g.uni(0, c.B - 1), p.s = g.uni(0, c.Sq - 1), p.h = g.uni(0, c.Hq - 1), p.c = g.uni(0, c.Dk - 1);
     p.value = kNaN;
     c.poison.push_back(p);
+  }
+  // Batched legs: their own generator, so the strided case is unchanged by them.
+  rng gb(leg_seed_of(seed, index));
+  c.leg_seed = gb.g();
+  if (c.flash && !row.has_qoff) {
+    c.leg_paged = gb.coin(0.5);
+    c.leg_varlen = gb.coin(0.4);
+    c.page = gb.coin(1.0 / 6) ? gb.uni(1, 200) : gb.pick({1, 3, 16, 64, 128});
+    c.page_layout = static_cast<int>(gb.uni(0, 1));
+    c.vl_kv = gb.coin(0.35) ? 1 : 0;
+    c.vl_q_layout = gb.coin(0.3) ? 1 : 0;
+    c.vl_k_pad = gb.coin(0.5) ? 0 : gb.uni(1, 9);
   }
   return c;
 }
@@ -952,6 +1210,130 @@ malformed_result run_malformed(std::uint64_t seed, long index, rng& g) {
   return r;
 }
 
+// ---- malformed batched calls ---------------------------------------------------------------------
+// A valid batched call (strided q + paged pool, varlen q + paged pool, or varlen q + varlen_kv)
+// with one layout argument broken. The calls reuse two instantiations of the policy table's
+// (causal | dot_product | softmax) rows: opts 1 (scale) and opts 2 (query_offset).
+enum class bbreak {
+  table_id_high, table_id_negative, table_size, length_over, length_negative, lengths_count,
+  q_starts_first, q_starts_decreasing, q_starts_end, k_starts_first, k_starts_decreasing, k_starts_end,
+  query_offset, key_mass, count
+};
+const char* name(bbreak b) {
+  static const char* n[] = {"table_id_high", "table_id_negative", "table_size", "length_over", "length_negative",
+                            "lengths_count", "q_starts_first", "q_starts_decreasing", "q_starts_end",
+                            "k_starts_first", "k_starts_decreasing", "k_starts_end", "query_offset", "key_mass"};
+  return n[static_cast<int>(b)];
+}
+
+/// Breaks offsets `s` (B + 1 entries, s[0] = 0, s[B] = total) in one of three ways.
+void break_starts(std::vector<std::int32_t>& s, int how, rng& g) {
+  const index_t B = static_cast<index_t>(s.size()) - 1;
+  if (how == 0) s[0] = static_cast<std::int32_t>(g.uni(1, 3));
+  else if (how == 1) {
+    const index_t b = g.uni(1, B);  // s[b] < s[b - 1]
+    s[b] = s[b - 1] - static_cast<std::int32_t>(g.uni(1, 3));
+  } else s[B] += g.coin(0.5) ? static_cast<std::int32_t>(g.uni(1, 3)) : -1;
+}
+
+malformed_result run_malformed_batched(std::uint64_t seed, long index, rng& g) {
+  const int mode = static_cast<int>(g.uni(0, 2));  // 0 strided q + paged, 1 varlen q + paged, 2 varlen + varlen_kv
+  bbreak br;
+  do br = static_cast<bbreak>(g.uni(0, static_cast<index_t>(bbreak::count) - 1));
+  while ((mode == 2 && br <= bbreak::lengths_count) || (mode == 0 && br >= bbreak::q_starts_first && br <= bbreak::k_starts_end) ||
+         (mode == 1 && br >= bbreak::k_starts_first && br <= bbreak::k_starts_end));
+  const index_t B = g.uni(1, 3), Hkv = g.uni(1, 2), Hq = Hkv * g.uni(1, 4), Dk = g.uni(1, 40), Dv = g.uni(1, 40),
+                ps = g.uni(1, 16), Sq = g.uni(1, 8);
+  std::vector<std::int32_t> qs{0}, ks{0}, lengths;
+  for (index_t b = 0; b < B; ++b) {
+    const index_t sk = g.uni(b == 0 ? 1 : 0, 60);  // sequence 0 holds a page at least
+    qs.push_back(qs.back() + static_cast<std::int32_t>(mode == 0 ? Sq : g.uni(b == 0 ? 1 : 0, std::min<index_t>(sk, 8))));
+    ks.push_back(ks.back() + static_cast<std::int32_t>(sk));
+    lengths.push_back(static_cast<std::int32_t>(sk));
+  }
+  const index_t tq = mode == 0 ? B * Sq : qs.back(), tk = ks.back();
+  index_t max_pages = 0;
+  for (auto l : lengths) max_pages = std::max<index_t>(max_pages, (l + ps - 1) / ps);
+  max_pages += g.uni(0, 1);
+  const index_t pages = B * max_pages + 1;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  auto filled = [&](index_t n) {
+    std::vector<float> x(static_cast<std::size_t>(std::max<index_t>(n, 1)));
+    for (auto& e : x) e = nd(g.g);
+    return x;
+  };
+  const auto qb = filled(tq * Hq * Dk), kb = filled(std::max(tk, pages * ps) * Hkv * Dk),
+             vb = filled(std::max(tk, pages * ps) * Hkv * Dv);
+  std::vector<std::int32_t> table(static_cast<std::size_t>(B * max_pages + 1), -1);  // + 1: room for table_size
+  for (index_t b = 0, next = 0; b < B; ++b)
+    for (index_t p = 0; p * ps < lengths[b]; ++p) table[b * max_pages + p] = static_cast<std::int32_t>(next++);
+  lengths.push_back(0);  // room for lengths_count (B + 1 entries)
+  std::vector<float> ob(static_cast<std::size_t>(std::max<index_t>(tq * Hq * Dv, 1) + kGuard), kSentinel),
+      lb(static_cast<std::size_t>(tq * Hq + kGuard), kSentinel), mb(static_cast<std::size_t>(B * Hq * 64 + kGuard), kSentinel);
+  std::size_t n_table = static_cast<std::size_t>(B * max_pages), n_lengths = static_cast<std::size_t>(B);
+  index_t qo = 0;
+  float* km = nullptr;
+  std::string expect;
+  switch (br) {
+    case bbreak::table_id_high: table[g.uni(0, (lengths[0] - 1) / ps)] = static_cast<std::int32_t>(pages + g.uni(0, 5)); expect = "kv.block_table"; break;
+    case bbreak::table_id_negative: table[g.uni(0, (lengths[0] - 1) / ps)] = -static_cast<std::int32_t>(g.uni(1, 5)); expect = "kv.block_table"; break;
+    case bbreak::table_size: n_table += g.coin(0.5) && n_table > 0 ? -1 : 1; expect = "kv.block_table"; break;
+    case bbreak::length_over: lengths[g.uni(0, B - 1)] = static_cast<std::int32_t>(max_pages * ps + g.uni(1, 5)); expect = "kv.lengths"; break;
+    case bbreak::length_negative: lengths[g.uni(0, B - 1)] = -static_cast<std::int32_t>(g.uni(1, 5)); expect = "kv.lengths"; break;
+    case bbreak::lengths_count: n_lengths += g.coin(0.5) ? -1 : 1; expect = "kv.lengths"; break;
+    case bbreak::q_starts_first: case bbreak::q_starts_decreasing: case bbreak::q_starts_end:
+      break_starts(qs, static_cast<int>(br) - static_cast<int>(bbreak::q_starts_first), g); expect = "q.starts"; break;
+    case bbreak::k_starts_first: case bbreak::k_starts_decreasing: case bbreak::k_starts_end:
+      break_starts(ks, static_cast<int>(br) - static_cast<int>(bbreak::k_starts_first), g); expect = "kv.starts"; break;
+    case bbreak::query_offset: qo = g.uni(-3, 3) + (mode == 0 ? lengths[0] - Sq : 0); expect = "query_offset"; break;
+    case bbreak::key_mass: km = mb.data(); expect = "key_mass_out"; break;
+    case bbreak::count: break;
+  }
+  std::ostringstream os;
+  os << "seed=" << seed << " case=" << index << " arch=" << ATTNKIT_TEST_ARCH_NAME << " malformed_batched=" << name(br)
+     << " mode=" << (mode == 0 ? "strided+paged" : mode == 1 ? "varlen+paged" : "varlen+varlen_kv") << " B=" << B
+     << " Sq=" << Sq << " Hq=" << Hq << " Hkv=" << Hkv << " Dk=" << Dk << " Dv=" << Dv << " page=" << ps;
+  malformed_result r{os.str(), {}};
+  set_current(r.desc);
+
+  const auto kp = tensor_view<const float>{kb.data(), {pages, ps, Hkv, Dk}, {ps * Hkv * Dk, Hkv * Dk, Dk, 1}};
+  const auto vp = tensor_view<const float>{vb.data(), {pages, ps, Hkv, Dv}, {ps * Hkv * Dv, Hkv * Dv, Dv, 1}};
+  const paged_kv<const float> pkv{kp, vp, std::span<const std::int32_t>(table.data(), n_table), max_pages,
+                                  std::span<const std::int32_t>(lengths.data(), n_lengths)};
+  const varlen_kv<const float> vkv{bshd<const float>(kb.data(), 1, tk, Hkv, Dk), bshd<const float>(vb.data(), 1, tk, Hkv, Dv), ks};
+  const auto qv = bshd<const float>(qb.data(), B, Sq, Hq, Dk);
+  const varlen<const float> vq{bshd<const float>(qb.data(), 1, tq, Hq, Dk), qs};
+  const tensor_view<float> o = mode == 0 ? bshd(ob.data(), B, Sq, Hq, Dv) : bshd(ob.data(), 1, tq, Hq, Dv);
+  const fuzz_exec ex{0, 1};
+  const dot_product dp{};
+  const causal cm{};
+  const softmax sm{};
+  const scale sc{0.3f};
+  const query_offset qoff{qo};
+  // As combo<causal, dot_product, softmax, 1 / 2>::kernel passes them (one instantiation each).
+  auto call = [&](const auto& qa, const auto& kva) {
+    if (br == bbreak::query_offset)
+      flash_attention<Arch>(qa, kva, o, dp, cm, sm, qoff, ex, lse_out{lb.data()}, key_mass_out{km});
+    else flash_attention<Arch>(qa, kva, o, dp, cm, sm, sc, ex, lse_out{lb.data()}, key_mass_out{km});
+  };
+  const auto snap = [&] { return std::make_tuple(ob, lb, mb, table, lengths, qs, ks); };
+  const auto before = snap();
+  try {
+    if (mode == 0) call(qv, pkv);
+    else if (mode == 1) call(vq, pkv);
+    else call(vq, vkv);
+    r.errors += "did not throw (expected attnkit::invalid_argument naming flash_attention and '" + expect + "'); ";
+  } catch (const attnkit::invalid_argument& e) {
+    const std::string w = e.what();
+    if (w.find("flash_attention") == std::string::npos) r.errors += "message does not name flash_attention: \"" + w + "\"; ";
+    if (w.find(expect) == std::string::npos) r.errors += "message does not name '" + expect + "': \"" + w + "\"; ";
+  } catch (const std::exception& e) {
+    r.errors += std::string("threw something other than attnkit::invalid_argument: ") + e.what() + "; ";
+  }
+  if (snap() != before) r.errors += "a buffer changed although the call was invalid; ";
+  return r;
+}
+
 // ---- driver --------------------------------------------------------------------------------------
 std::uint64_t case_seed(std::uint64_t seed, long index) {
   std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(index) * 0xBF58476D1CE4E5B9ull + 1;
@@ -1041,6 +1423,17 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     } else if (verbose) {
       std::printf("ok %s\n", m.desc.c_str());
+    }
+    // And one malformed batched call (its own generator: the cases above are unchanged by it).
+    rng gm(leg_seed_of(seed, i) ^ 0x5851F42D4C957F2Dull);
+    const auto mb = run_malformed_batched(seed, i, gm);
+    ++malformed;
+    if (!mb.errors.empty()) {
+      ++malformed_fail;
+      std::printf("FAIL %s | %s\n", mb.desc.c_str(), mb.errors.c_str());
+      std::fflush(stdout);
+    } else if (verbose) {
+      std::printf("ok %s\n", mb.desc.c_str());
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
