@@ -117,4 +117,13 @@ TEST(Reference, EigenViews) {
   EXPECT_EQ(v.dim(), 4);
   EXPECT_EQ(&v(0, 2, 1, 3), &m(2, 7));
   EXPECT_THROW(view_of(m, 5), attnkit::invalid_argument);
+  // Maps (also with padded rows) and const matrices: the outer stride is the token stride.
+  std::vector<float> buf(5 * 16);
+  Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>> pm(
+      buf.data(), 5, 12, Eigen::OuterStride<>(16));
+  const auto pv = view_of(pm, 3);
+  EXPECT_EQ(pv.strides[1], 16);
+  EXPECT_EQ(&pv(0, 4, 2, 1), &pm(4, 9));
+  const auto& cm = m;
+  static_assert(std::is_same_v<decltype(view_of(cm, 3)), tensor_view<const float>>);
 }

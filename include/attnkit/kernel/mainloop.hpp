@@ -65,7 +65,7 @@ struct tile_layout {
 };
 
 /// Few rows per KV head (decode, short drafts) take the decode engine.
-inline constexpr index_t decode_rows_max = 8;
+inline constexpr index_t decode_rows_max = 16;
 
 template <class A>
 inline constexpr bool has_apply_block = requires(const A& s, const head_ctx& c, float* x, index_t n) {
@@ -123,9 +123,9 @@ struct attention_call {
       reason = "prefill: the scalar backend runs every shape on the prefill engine";
     else if (g * d.sq <= decode_rows_max) {
       eng = engine::decode;
-      reason = "decode: g x Sq <= 8 rows per KV head; vectors along the head dim, K/V streamed once per group";
+      reason = "decode: g x Sq <= 16 rows per KV head; vectors along the head dim, K/V streamed once per group";
     } else
-      reason = "prefill: more than 8 rows per KV head; rows as SIMD lanes";
+      reason = "prefill: more than 16 rows per KV head; rows as SIMD lanes";
     ql = eng == engine::decode ? tile_layout{d.dk, 1} : tile_layout{1, rows_p};
     ol = eng == engine::decode ? tile_layout{d.dv, 1} : tile_layout{1, rows_p};
     index_t at = 0;
@@ -210,7 +210,15 @@ struct attention_call {
   void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
     float* st = ws + off_st;
     if (eng == engine::decode) {
-      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.ld(), st, rows_p);
+      // Paged: the kernels' look-ahead stays inside the page; the next page's first rows are
+      // fetched here instead (a page is a tile or a few, so the hardware prefetchers never start).
+      const index_t run = k.run(j0);
+      if (k.table && nk == run && j0 + nk < x.sk_of(b)) {
+        using namespace simd::rowmajor_detail;
+        prefetch_rows(k.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TK>>(d.dk), k.page), k.ld(), d.dk);
+        prefetch_rows(v.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), k.page), v.ld(), d.dv);
+      }
+      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.ld(), st, rows_p, run);
     } else {
       index_t ldk;
       const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
@@ -285,10 +293,10 @@ struct attention_call {
         // their value: bitwise the same result elsewhere, and garbage never reaches a row.
         if (simd::all_finite<Arch>(vp, nk, d.dv, v.ld()))
           simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.ld(), ws + off_ot, d.dv,
-                                ws + off_alpha);
+                                ws + off_alpha, v.run(j0));
         else
           simd::axpy_rows<Arch, std::remove_cv_t<TV>, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.ld(),
-                                                            ws + off_ot, d.dv, ws + off_alpha);
+                                                            ws + off_ot, d.dv, ws + off_alpha, v.run(j0));
         return;
       }
       index_t ldv;

@@ -86,6 +86,7 @@ ATTNKIT_INLINE void pin(Reg& r) noexcept {
 inline constexpr index_t kPrefetchBytes = 16384;
 inline constexpr index_t kPrefetchMaxKeys = 64;
 inline constexpr int kPrefetchLocality = 2;
+inline constexpr index_t kPrefetchAny = index_t(1) << 62;
 
 /// Rows of `len` elements of T to prefetch ahead (1 .. kPrefetchMaxKeys).
 template <class T>
@@ -315,9 +316,12 @@ void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const TV
 /// S^T[j * lds + r] = sum_{c < d} q[r * ldq + c] * float(k[j * ldk + c])  for r < R, j < nk.
 /// R >= 1 (any size; tuned for 1..64), d >= 1, nk >= 0. TK: float, bf16 or fp16. No alignment
 /// needed. Reads q/k rows only up to element d-1; writes st rows only up to column R-1.
+///
+/// pf_rows: rows of k from k[0] at stride ldk that exist and may be prefetched (default: any; a
+/// paged cache passes the rows left in the page, so the look-ahead never pulls in other pages).
 template <class Arch, class TK>
 void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, const TK* k, index_t ldk, float* st,
-              index_t lds) noexcept {
+              index_t lds, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
   static_assert(element_type<TK>, "dot_rows: TK must be float, attnkit::bf16 or attnkit::fp16");
   using namespace rowmajor_detail;
   constexpr int KC = rm_blocking<Arch>::dot_acc;  // keys per chunk: every row block reuses them from L1
@@ -326,13 +330,14 @@ void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, con
     const int kc = static_cast<int>(nk - j0 < KC ? nk - j0 : KC);
     const TK* kj = k + j0 * ldk;
     float* sj = st + j0 * lds;
+    const index_t pfc = j0 + kc + pf <= pf_rows ? pf : 0;  // this chunk's look-ahead stays in range
     index_t r = 0;
-    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pf : 0);
+    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pfc : 0);
     if (R - r >= 2) {
-      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pf : 0);
+      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pfc : 0);
       r += 2;
     }
-    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pf : 0);
+    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pfc : 0);
   }
 }
 
@@ -341,9 +346,10 @@ void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, con
 /// where alpha is 0 (0 * NaN is NaN). R >= 1, dv >= 1. TV: float, bf16 or fp16. No alignment
 /// needed. Reads v rows only up to element dv-1, p rows only up to column R-1. Skip0: a weight of
 /// exactly 0 skips its key, so NaN / Inf in v there (masked cache slots) contribute nothing.
+/// pf_rows: as for dot_rows.
 template <class Arch, class TV, bool Skip0 = false>
 void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
-               index_t ldo, const float* alpha) noexcept {
+               index_t ldo, const float* alpha, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
   static_assert(element_type<TV>, "axpy_rows: TV must be float, attnkit::bf16 or attnkit::fp16");
   using namespace rowmajor_detail;
   constexpr index_t CW = rm_blocking<Arch>::axpy_cols;
@@ -353,15 +359,16 @@ void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, c
     const float* pj = p + j0 * ldp;
     const TV* vj = v + j0 * ldv;
     const float* a = j0 == 0 ? alpha : nullptr;  // later chunks add to the already scaled o
+    const index_t pfc = j0 + kc + pf <= pf_rows ? pf : 0;
     for (index_t c0 = 0; c0 < dv; c0 += CW) {
       const index_t nc = dv - c0 < CW ? dv - c0 : CW;
       index_t r = 0;
-      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pf : 0);
+      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
       if (R - r >= 2) {
-        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pf : 0);
+        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
         r += 2;
       }
-      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pf : 0);
+      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
     }
   }
 }
