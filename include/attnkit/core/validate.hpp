@@ -125,6 +125,27 @@ inline void check_extent(const char* fn, const char* name, const char* axis, ind
   if (expected != got) fail(fn, name, ": expected ", axis, " ", expected, " (", from, "), got ", got);
 }
 
+/// What every layout shares once q, k, v and out are known (kname / vname: how the entry point
+/// names K and V): heads and dims agree, GQA divides, out has q's rows and v's dim, addresses
+/// each element once and no operand's memory.
+template <class TQ, class TK, class TV>
+void check_heads_and_out(const char* fn, const tensor_view<TQ>& q, const tensor_view<TK>& k, const tensor_view<TV>& v,
+                         const tensor_view<float>& o, const char* kname = "k", const char* vname = "v") {
+  check_extent(fn, vname, "heads", k.heads(), v.heads(), "k's heads");
+  check_extent(fn, kname, "dim", q.dim(), k.dim(), "q's dim");
+  if (q.heads() % k.heads() != 0)
+    fail(fn, "q: expected heads divisible by k's heads (", k.heads(), ") for grouped-query attention, got ", q.heads());
+  check_extent(fn, "out", "batch", q.batch(), o.batch(), "q's batch");
+  check_extent(fn, "out", "seq", q.seq(), o.seq(), "q's seq");
+  check_extent(fn, "out", "heads", q.heads(), o.heads(), "q's heads");
+  check_extent(fn, "out", "dim", v.dim(), o.dim(), "v's dim");
+  check_distinct_elements(fn, "out", o);
+  const byte_range ro = range_of(o);
+  if (ro.overlaps(range_of(q))) fail(fn, "out: expected memory disjoint from q, got an overlapping view");
+  if (ro.overlaps(range_of(k))) fail(fn, "out: expected memory disjoint from ", kname, ", got an overlapping view");
+  if (ro.overlaps(range_of(v))) fail(fn, "out: expected memory disjoint from ", vname, ", got an overlapping view");
+}
+
 /// Shapes of an attention call: Q [B,Sq,Hq,Dk], K [B,Sk,Hkv,Dk], V [B,Sk,Hkv,Dv], O [B,Sq,Hq,Dv].
 template <class TQ, class TK, class TV>
 problem_dims check_attention(const char* fn, const tensor_view<TQ>& q, const tensor_view<TK>& k,
@@ -136,19 +157,7 @@ problem_dims check_attention(const char* fn, const tensor_view<TQ>& q, const ten
   check_extent(fn, "k", "batch", q.batch(), k.batch(), "q's batch");
   check_extent(fn, "v", "batch", q.batch(), v.batch(), "q's batch");
   check_extent(fn, "v", "seq", k.seq(), v.seq(), "k's seq");
-  check_extent(fn, "v", "heads", k.heads(), v.heads(), "k's heads");
-  check_extent(fn, "k", "dim", q.dim(), k.dim(), "q's dim");
-  if (q.heads() % k.heads() != 0)
-    fail(fn, "q: expected heads divisible by k's heads (", k.heads(), ") for grouped-query attention, got ", q.heads());
-  check_extent(fn, "out", "batch", q.batch(), o.batch(), "q's batch");
-  check_extent(fn, "out", "seq", q.seq(), o.seq(), "q's seq");
-  check_extent(fn, "out", "heads", q.heads(), o.heads(), "q's heads");
-  check_extent(fn, "out", "dim", v.dim(), o.dim(), "v's dim");
-  check_distinct_elements(fn, "out", o);
-  const byte_range ro = range_of(o);
-  if (ro.overlaps(range_of(q))) fail(fn, "out: expected memory disjoint from q, got an overlapping view");
-  if (ro.overlaps(range_of(k))) fail(fn, "out: expected memory disjoint from k, got an overlapping view");
-  if (ro.overlaps(range_of(v))) fail(fn, "out: expected memory disjoint from v, got an overlapping view");
+  check_heads_and_out(fn, q, k, v, o);
   return {q.batch(), q.seq(), k.seq(), q.heads(), k.heads(), q.dim(), v.dim(), k.seq() - q.seq()};
 }
 

@@ -94,20 +94,8 @@ template <class TQ, class TK, class TV>
 void finish_batched(const char* fn, operands<TQ, TK, TV>& r, const tensor_view<TQ>& q, const tensor_view<TK>& k,
                     const tensor_view<TV>& v, const tensor_view<float>& o, const char* kname, const char* vname) {
   check_view(fn, "out", o);
-  check_extent(fn, vname, "heads", k.heads(), v.heads(), "k's heads");
-  check_extent(fn, kname, "dim", q.dim(), k.dim(), "q's dim");
-  if (q.heads() % k.heads() != 0)
-    fail(fn, "q: expected heads divisible by k's heads (", k.heads(), ") for grouped-query attention, got ", q.heads());
-  check_extent(fn, "out", "batch", q.batch(), o.batch(), "q's batch");
-  check_extent(fn, "out", "seq", q.seq(), o.seq(), "q's seq");
-  check_extent(fn, "out", "heads", q.heads(), o.heads(), "q's heads");
-  check_extent(fn, "out", "dim", v.dim(), o.dim(), "v's dim");
-  check_distinct_elements(fn, "out", o);
+  check_heads_and_out(fn, q, k, v, o, kname, vname);
   r.ranges[0] = range_of(q), r.ranges[1] = range_of(k), r.ranges[2] = range_of(v), r.ranges[3] = range_of(o);
-  for (int x = 0; x < 3; ++x)
-    if (r.ranges[3].overlaps(r.ranges[x]))
-      fail(fn, "out: expected memory disjoint from ", x == 0 ? "q" : x == 1 ? kname : vname,
-           ", got an overlapping view");
   r.d.hq = q.heads(), r.d.hkv = k.heads(), r.d.dk = q.dim(), r.d.dv = v.dim();
   r.d.q_offset = r.d.sk - r.d.sq;
   r.q.t = q, r.o.t = o;
