@@ -17,11 +17,13 @@
 ///     flash_attention(q_new, k_cache, v_cache, out, ring.mask(q_new.seq()));
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/types.hpp"
+#include "attnkit/mask/streaming.hpp"
 #include "attnkit/cache/append.hpp"
 
 namespace attnkit {
@@ -33,56 +35,52 @@ struct ring_mask {
   static constexpr bool elementwise = false;
   index_t sinks = 0, window = 1, slots = 1, length = 0, queries = 0;
 
-  index_t query_pos(index_t i) const noexcept { return length - queries + i; }
   /// Position held by slot j, or -1 when the slot holds none yet.
   index_t position(index_t j) const noexcept {
     if (j < sinks) return j < length ? j : -1;
-    const index_t last = length - 1;
-    if (last < sinks) return -1;
-    const index_t u = j - sinks, ul = (last - sinks) % slots;
-    const index_t p = last - ((ul - u + slots) % slots);
+    if (length - 1 < sinks) return -1;  // no ring slot written yet
+    const index_t p = raw(j);
     return p >= sinks ? p : -1;
   }
-  static constexpr bool rule(index_t t, index_t p, index_t sinks, index_t window) noexcept {
-    return t >= 0 && t <= p && (t < sinks || t > p - window);
+  // The rule is streaming_mask's, applied to positions: query i at length - queries + i, key
+  // slot j at position(j).
+  bool keep(const head_ctx& c, index_t i, index_t j) const {
+    const index_t t = position(j);
+    return t >= 0 && rule().keep(on_positions(c), i, t);
   }
-  bool keep(const head_ctx&, index_t i, index_t j) const noexcept { return rule(position(j), query_pos(i), sinks, window); }
-
-  // Slots [j0, j1) hold at most two runs of consecutive positions (the ring wraps once per
-  // `slots`); each run against the first and last query decides the box.
-  tile_class classify(const head_ctx&, index_t i0, index_t i1, index_t j0, index_t j1) const noexcept {
-    const index_t p0 = query_pos(i0), p1 = query_pos(i1 - 1);
+  // Slots [j0, j1) hold at most three runs of consecutive positions (sink slots, and the ring on
+  // either side of the newest token); each run is a key interval for streaming_mask's classify.
+  // Slots holding no token yet are empty.
+  tile_class classify(const head_ctx& c, index_t i0, index_t i1, index_t j0, index_t j1) const {
+    const head_ctx pc = on_positions(c);
+    const auto m = rule();
     bool all = true, none = true;
-    auto run = [&](index_t a, index_t b, bool sink_run) {  // positions a..b, consecutive
-      if (b < a) return;
-      const bool empty = a > p1 || (!sink_run && (b <= p0 - window || b < sinks));
-      const bool full = a >= 0 && (sink_run || a >= sinks) && b <= p0 && (sink_run || a > p1 - window);
-      all = all && full;
-      none = none && empty;
+    auto run = [&](index_t a, index_t b) {  // positions a..b, all holding tokens
+      const tile_class t = m.classify(pc, i0, i1, a, b + 1);
+      all = all && t == tile_class::full;
+      none = none && t == tile_class::empty;
     };
     if (j0 < sinks) {
-      const index_t e = std::min(j1, sinks);
-      const index_t valid = std::min(e, length);  // sink slots [j0, valid) hold positions j0..valid-1
-      run(j0, valid - 1, true);
-      if (valid < e) all = false;
+      const index_t e = std::min(j1, sinks), filled = std::min(e, length);
+      if (j0 < filled) run(j0, filled - 1);
+      if (filled < e) all = false;
       j0 = e;
     }
     if (j0 < j1) {
       const index_t last = length - 1;
-      if (last < sinks) {
-        all = false;  // no ring slot holds a token yet: this part keeps nothing
-      } else {
-        // Raw positions (< sinks: never written) rise by one per slot, except at the slot after
-        // the newest token, where they drop by `slots`.
-        const index_t ul = (last - sinks) % slots, wrap = sinks + ul + 1;
-        auto raw = [&](index_t j) { return last - ((ul - (j - sinks) + slots) % slots); };
-        if (j0 < wrap && wrap < j1) {
-          run(raw(j0), raw(wrap - 1), false);
-          run(raw(wrap), raw(j1 - 1), false);
-        } else {
-          run(raw(j0), raw(j1 - 1), false);
+      const index_t wrap = last < sinks ? j1 : sinks + (last - sinks) % slots + 1;  // slot after the newest
+      for (const auto [a, b] : {std::pair{j0, std::min(j1, std::max(j0, wrap))}, std::pair{std::max(j0, wrap), j1}}) {
+        if (a >= b || last < sinks) continue;
+        // Raw positions rise by one per slot within the run; those below `sinks` were never written.
+        const index_t pa = raw(a), pb = raw(b - 1);
+        if (pb < sinks) {  // nothing written: these slots keep nothing
+          all = false;
+          continue;
         }
+        if (pa < sinks) all = false;
+        run(std::max(pa, sinks), pb);
       }
+      if (last < sinks) all = false;
     }
     if (none) return tile_class::empty;
     return all ? tile_class::full : tile_class::partial;
@@ -95,6 +93,18 @@ struct ring_mask {
     if (slots < window + queries - 1)
       detail::fail("ring_mask", "slots: expected >= window + queries - 1 = ", window + queries - 1,
                    " (the first query's window must not be overwritten yet), got ", slots);
+  }
+
+ private:
+  streaming_mask_t rule() const noexcept {
+    return {{sink_tokens{sinks}, sliding_window{window - 1, 0}}, causal{}};
+  }
+  head_ctx on_positions(const head_ctx& c) const noexcept { return {c.batch, c.q_head, length - queries}; }
+  // Position of ring slot j >= sinks (length > sinks): the newest token up to length - 1 with
+  // that slot; below sinks when the slot was never written.
+  index_t raw(index_t j) const noexcept {
+    const index_t last = length - 1, ul = (last - sinks) % slots;
+    return last - ((ul - (j - sinks) + slots) % slots);
   }
 };
 
