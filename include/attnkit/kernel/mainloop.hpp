@@ -210,13 +210,15 @@ struct attention_call {
   void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
     float* st = ws + off_st;
     if (eng == engine::decode) {
-      // Paged: the kernels' look-ahead stays inside the page; the next page's first rows are
-      // fetched here instead (a page is a tile or a few, so the hardware prefetchers never start).
+      // The kernels' look-ahead stays inside the run of rows at one stride (a page of a paged
+      // cache); when the tile ends a run, the next run's first rows are fetched here instead (a
+      // page is a tile or a few, so the hardware prefetchers never start).
       const index_t run = k.run(j0);
-      if (k.table && nk == run && j0 + nk < x.sk_of(b)) {
+      if (nk == run && j0 + nk < x.sk_of(b)) {
         using namespace simd::rowmajor_detail;
-        prefetch_rows(k.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TK>>(d.dk), k.page), k.ld(), d.dk);
-        prefetch_rows(v.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), k.page), v.ld(), d.dv);
+        const index_t next = k.run(j0 + nk);
+        prefetch_rows(k.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TK>>(d.dk), next), k.ld(), d.dk);
+        prefetch_rows(v.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), next), v.ld(), d.dv);
       }
       simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.ld(), st, rows_p, run);
     } else {
