@@ -77,6 +77,13 @@ struct shape {
   }
 };
 
+/// A single-batch shape with Dk = Dv = d (decode and primitive tests; default a strided cache).
+inline shape make_shape(index_t sq, index_t sk, index_t hq, index_t hkv, index_t d, layout l = layout::cache) {
+  shape s;
+  s.Sq = sq, s.Sk = sk, s.Hq = hq, s.Hkv = hkv, s.Dk = s.Dv = d, s.lay = l;
+  return s;
+}
+
 template <class T = float>
 struct problem {
   shape s;
@@ -115,6 +122,17 @@ void expect_accurate(const Got& got, const Ref& ref, const Naive& naive, const s
   const double e = max_abs_diff(got, ref), en = max_abs_diff(naive, ref);
   const double floor = 4.0 * std::numeric_limits<float>::epsilon() * std::max(1e-30, max_abs(ref));
   EXPECT_LE(e, 2.0 * en + floor) << what << ": kernel error " << e << " vs naive fp32 error " << en;
+}
+
+/// f() must throw attnkit::invalid_argument whose message contains `needle`.
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "accepted; expected attnkit::invalid_argument mentioning '" << needle << "'";
+  } catch (const attnkit::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
 }
 
 /// Output buffer [B, Sq, Hq, Dv] contiguous, pre-filled with a sentinel so unwritten rows show.

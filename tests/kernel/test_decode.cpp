@@ -25,12 +25,6 @@ void check_flash(const shape& s, const P&... p) {
   expect_accurate(out.o_used(s), ref.o, naive.o, "O");
 }
 
-shape decode_shape(index_t sq, index_t sk, index_t hq, index_t hkv, index_t d, layout l = layout::cache) {
-  shape s;
-  s.Sq = sq, s.Sk = sk, s.Hq = hq, s.Hkv = hkv, s.Dk = s.Dv = d, s.lay = l;
-  return s;
-}
-
 TEST(Decode, PlanNamesTheEngine) {
   ATTNKIT_REQUIRE_ARCH();
   std::vector<float> q(32 * 128), k(1000 * 8 * 128), o(32 * 128);
@@ -51,14 +45,14 @@ TEST(Decode, ShapesAndTypes) {
   for (index_t sq : {1, 2, 4, 16})
     for (index_t sk : {0, 1, 7, 1000})
       for (auto [hq, hkv] : {std::pair<index_t, index_t>{2, 2}, {8, 2}, {8, 1}}) {
-        const shape s = decode_shape(sq, sk, hq, hkv, sq == 2 ? 80 : 64);
+        const shape s = make_shape(sq, sk, hq, hkv, sq == 2 ? 80 : 64);
         check_flash<float>(s, causal{});
         check_flash<float>(s);
         check_flash<bf16>(s, causal{});
         check_flash<fp16>(s, causal{});
       }
-  for (index_t d : {1, 3, 17, 48, 128, 256}) check_flash<float>(decode_shape(1, 300, 4, 1, d), causal{});
-  shape mixed = decode_shape(1, 500, 8, 2, 64);
+  for (index_t d : {1, 3, 17, 48, 128, 256}) check_flash<float>(make_shape(1, 300, 4, 1, d), causal{});
+  shape mixed = make_shape(1, 500, 8, 2, 64);
   mixed.Dv = 40;
   check_flash<float>(mixed, causal{});
   check_flash<bf16>(mixed, causal{});
@@ -66,8 +60,8 @@ TEST(Decode, ShapesAndTypes) {
 
 TEST(Decode, LongCache) {
   ATTNKIT_REQUIRE_ARCH();
-  check_flash<float>(decode_shape(1, 70000, 4, 1, 64), causal{});
-  check_flash<bf16>(decode_shape(1, 70000, 8, 1, 32, layout::bshd), causal{});
+  check_flash<float>(make_shape(1, 70000, 4, 1, 64), causal{});
+  check_flash<bf16>(make_shape(1, 70000, 8, 1, 32, layout::bshd), causal{});
 }
 
 TEST(Decode, EveryPolicy) {
@@ -77,7 +71,7 @@ TEST(Decode, EveryPolicy) {
   std::vector<std::int32_t> ids(1500);
   for (index_t j = 0; j < 1500; ++j) ids[j] = static_cast<std::int32_t>(j / 400);
   for (index_t sq : {1, 4}) {
-    const shape s = decode_shape(sq, 1500, 8, 2, 64);
+    const shape s = make_shape(sq, 1500, 8, 2, 64);
     check_flash<float>(s, softmax_with_sink{sinks}, causal{});
     check_flash<float>(s, sliding_window::from_total(256) & causal{});
     check_flash<float>(s, (sink_tokens{4} | sliding_window::from_total(256)) & causal{});
@@ -92,7 +86,7 @@ TEST(Decode, EveryPolicy) {
 
 TEST(Decode, KeyMassAndBitwiseAcrossThreads) {
   ATTNKIT_REQUIRE_ARCH();
-  const shape s = decode_shape(1, 3000, 8, 2, 64);
+  const shape s = make_shape(1, 3000, 8, 2, 64);
   problem<float> pr(s);
   const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
   const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});

@@ -404,16 +404,6 @@ TEST(Linear, DecayHelpers) {
 
 // ---- bad inputs ---------------------------------------------------------------------------------
 
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected attnkit::invalid_argument mentioning '" << needle << "'";
-  } catch (const attnkit::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 TEST(Linear, BadInputsThrowAndWriteNothing) {
   ATTNKIT_REQUIRE_ARCH();
   const shape s = mk(1, 20, 4, 2, 8, 8);

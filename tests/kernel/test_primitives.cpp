@@ -8,12 +8,6 @@ using namespace attnkit;
 using namespace attnkit::test;
 using Arch = ATTNKIT_TEST_ARCH;
 
-shape make(index_t sq, index_t sk, index_t hq, index_t hkv, index_t d) {
-  shape s;
-  s.Sq = sq, s.Sk = sk, s.Hq = hq, s.Hkv = hkv, s.Dk = s.Dv = d, s.lay = layout::cache;
-  return s;
-}
-
 TEST(Primitives, StreamingMaskIsCausal) {
   const auto m = streaming_mask(4, 8);
   const head_ctx c{0, 0, 0};  // Sq == Sk: pos(i) = i
@@ -25,7 +19,7 @@ TEST(Primitives, StreamingMaskIsCausal) {
 
 TEST(Primitives, SlidingWindow) {
   ATTNKIT_REQUIRE_ARCH();
-  for (const shape& s : {make(130, 130, 4, 2, 64), make(1, 2000, 8, 2, 64), make(65, 1000, 2, 1, 48)}) {
+  for (const shape& s : {make_shape(130, 130, 4, 2, 64), make_shape(1, 2000, 8, 2, 64), make_shape(65, 1000, 2, 1, 48)}) {
     const auto w = sliding_window::from_total(100);
     check_call(s, [&](auto q, auto k, auto v, auto o, float* lse) {
       sliding_window_attention<Arch>(q, k, v, o, w, causal{}, lse_out{lse});
@@ -41,7 +35,7 @@ TEST(Primitives, SinkAttention) {
   const float logits[8] = {0.5f, -1.f, 2.f, 0.f, 3.f, -2.f, 1.f, 4.f};
   std::vector<std::int32_t> ids(1000);
   for (index_t j = 0; j < 1000; ++j) ids[j] = static_cast<std::int32_t>(j / 300);
-  for (const shape& s : {make(130, 130, 4, 2, 64), make(1, 1000, 8, 2, 64), make(4, 1000, 8, 2, 32)}) {
+  for (const shape& s : {make_shape(130, 130, 4, 2, 64), make_shape(1, 1000, 8, 2, 64), make_shape(4, 1000, 8, 2, 32)}) {
     check_call(s, [&](auto q, auto k, auto v, auto o, float* lse) {
       sink_attention<Arch>(q, k, v, o, attention_sinks{4, 64}, lse_out{lse});
     }, streaming_mask(4, 64));

@@ -11,12 +11,6 @@ using namespace attnkit;
 using namespace attnkit::test;
 using Arch = ATTNKIT_TEST_ARCH;
 
-shape make(index_t sq, index_t sk, index_t hq, index_t hkv, index_t d) {
-  shape s;
-  s.Sq = sq, s.Sk = sk, s.Hq = hq, s.Hkv = hkv, s.Dk = s.Dv = d, s.lay = layout::cache;
-  return s;
-}
-
 // A random boolean block matrix [B'][H'][n_qb][n_kb] of the given density.
 struct block_matrix {
   index_t B, H, nq, nk, bq, bk;
@@ -41,11 +35,11 @@ TEST(BlockSparse, FromBlockMatrixAndCsr) {
     shape s;
     index_t B_, H_, bq, bk;
   };
-  shape batched = make(200, 300, 4, 2, 32);
+  shape batched = make_shape(200, 300, 4, 2, 32);
   batched.B = 2;
   int n = 0;
-  for (const auto& c : {cfg{make(130, 1000, 4, 2, 64), 1, 1, 64, 64}, cfg{make(1, 2000, 8, 2, 64), 1, 8, 1, 64},
-                        cfg{make(63, 65, 2, 1, 17), 1, 2, 16, 16}, cfg{batched, 2, 1, 32, 128}, cfg{make(7, 7, 2, 2, 8), 1, 1, 4, 3}}) {
+  for (const auto& c : {cfg{make_shape(130, 1000, 4, 2, 64), 1, 1, 64, 64}, cfg{make_shape(1, 2000, 8, 2, 64), 1, 8, 1, 64},
+                        cfg{make_shape(63, 65, 2, 1, 17), 1, 2, 16, 16}, cfg{batched, 2, 1, 32, 128}, cfg{make_shape(7, 7, 2, 2, 8), 1, 1, 4, 3}}) {
     const double density = n++ % 2 ? 0.1 : 0.5;
     const auto bm = random_blocks(c.B_, c.H_, c.s.Sq, c.s.Sk, c.bq, c.bk, density, 42);
     const auto layout = block_layout_from_block_mask(bm.m.data(), c.B_, c.H_, bm.nq, bm.nk, c.bq, c.bk);
@@ -74,7 +68,7 @@ TEST(BlockSparse, FromBlockMatrixAndCsr) {
 
 TEST(BlockSparse, FromMasks) {
   ATTNKIT_REQUIRE_ARCH();
-  const shape s = make(300, 700, 4, 2, 64);
+  const shape s = make_shape(300, 700, 4, 2, 64);
   const layout_dims dims{1, 1, s.Sq, s.Sk};
   const auto from_causal = block_layout<causal>::from_mask(causal{}, dims, 64, 64);
   check_call(s, [&](auto q, auto k, auto v, auto o, float* lse) {
@@ -94,7 +88,7 @@ TEST(BlockSparse, FromMasks) {
 TEST(BlockSparse, StaticPatterns) {
   ATTNKIT_REQUIRE_ARCH();
   const index_t n = 1000, blk = 64;
-  const shape s = make(n, n, 4, 1, 32);
+  const shape s = make_shape(n, n, 4, 1, 32);
   for (const auto& layout : {patterns::strided(n, blk, 2, 4), patterns::power_of_two(n, blk), patterns::radial(n, blk, 2)}) {
     const auto expanded = mask_fn{[&layout](index_t, index_t, index_t i, index_t j) {
       return layout.at(0, 0, i / 64, j / 64) != 0;
@@ -113,15 +107,15 @@ TEST(BlockSparse, StaticPatterns) {
 
 TEST(LocalMasks, ChunkedAndNeighborhood) {
   ATTNKIT_REQUIRE_ARCH();
-  check_call(make(300, 300, 4, 2, 64), [](auto q, auto k, auto v, auto o, float* lse) {
+  check_call(make_shape(300, 300, 4, 2, 64), [](auto q, auto k, auto v, auto o, float* lse) {
     flash_attention<Arch>(q, k, v, o, chunked_local{128}, lse_out{lse});
   }, chunked_local{128});
-  check_call(make(1, 1000, 8, 2, 64), [](auto q, auto k, auto v, auto o, float* lse) {
+  check_call(make_shape(1, 1000, 8, 2, 64), [](auto q, auto k, auto v, auto o, float* lse) {
     flash_attention<Arch>(q, k, v, o, chunked_local{256}, lse_out{lse});
   }, chunked_local{256});
   for (const auto& nb : {neighborhood_2d{20, 24, 7, 1}, neighborhood_2d{16, 16, 3, 2}}) {
     const index_t n = nb.h * nb.w;
-    check_call(make(n, n, 2, 1, 32), [&](auto q, auto k, auto v, auto o, float* lse) {
+    check_call(make_shape(n, n, 2, 1, 32), [&](auto q, auto k, auto v, auto o, float* lse) {
       flash_attention<Arch>(q, k, v, o, nb, lse_out{lse});
     }, nb);
     // Every query keeps exactly kernel^2 keys.
@@ -137,7 +131,7 @@ TEST(PerHead, RetrievalAndStreamingHeads) {
   ATTNKIT_REQUIRE_ARCH();
   const std::vector<std::uint8_t> which{0, 1, 1, 0, 1, 1, 1, 1};  // 0: full causal, 1: sinks + window
   const auto m = per_head(which, causal{}, streaming_mask(4, 64));
-  for (const shape& s : {make(1, 1500, 8, 2, 64), make(200, 200, 8, 4, 32)}) {
+  for (const shape& s : {make_shape(1, 1500, 8, 2, 64), make_shape(200, 200, 8, 4, 32)}) {
     problem<float> pr(s);
     output out(s);
     flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, m, lse_out{out.lse.data()});
@@ -163,7 +157,7 @@ TEST(PerHead, RetrievalAndStreamingHeads) {
 
 TEST(SinkCalibration, ScalesAndRenormalizes) {
   ATTNKIT_REQUIRE_ARCH();
-  const shape s = make(40, 600, 4, 2, 64);
+  const shape s = make_shape(40, 600, 4, 2, 64);
   const float gamma[4] = {0.25f, 1.f, 3.f, 0.5f};
   const sink_calibration cal{4, gamma};
   problem<float> pr(s);
@@ -190,16 +184,6 @@ TEST(SinkCalibration, ScalesAndRenormalizes) {
   expect_accurate(out.o_used(s), want, naive.o, "calibrated O");
 }
 
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "accepted; expected an error naming " << needle;
-  } catch (const attnkit::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 TEST(BlockSparse, BadLayoutsRejected) {
   ATTNKIT_REQUIRE_ARCH();
   const std::vector<std::int32_t> row_ptr{0, 1, 3}, cols{0, 1, 5};
@@ -211,7 +195,7 @@ TEST(BlockSparse, BadLayoutsRejected) {
   expect_error([&] { block_layout_from_csr(bad_ptr, cols, 1, 1, 2, 4, 16, 16); }, "row_ptr: expected non-decreasing");
   expect_error([&] { block_layout_from_block_mask(nullptr, 1, 1, 2, 2, 16, 16); }, "m: expected non-null");
   // A layout that does not cover the keys, or has the wrong head count: nothing written.
-  const shape s = make(32, 100, 4, 2, 16);
+  const shape s = make_shape(32, 100, 4, 2, 16);
   problem<float> pr(s);
   output out(s);
   const std::vector<std::uint8_t> ones(2 * 4, 1);
