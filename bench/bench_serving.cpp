@@ -271,6 +271,7 @@ constexpr int Hp = 8, BLK = 64;
 struct prefill_data {
   int N = 0;
   std::vector<float> q, k, v, o;
+  ak::tensor_view<float> view(std::vector<float>& x) { return ak::bshd(x.data(), 1, N, Hp, D); }
 };
 prefill_data& prefill_for(int N) {
   static prefill_data c;
@@ -300,9 +301,7 @@ void bm_block_sparse(benchmark::State& state, int N, double p, int threads) {
   const index_t nb = N / BLK;
   const std::vector<std::uint8_t> m = random_blocks(N, p);
   const auto layout = ak::block_layout_from_block_mask(m.data(), 1, Hp, nb, nb, BLK, BLK);
-  const auto q = ak::bshd(c.q.data(), 1, N, Hp, D), k = ak::bshd(c.k.data(), 1, N, Hp, D),
-             v = ak::bshd(c.v.data(), 1, N, Hp, D);
-  const auto o = ak::bshd(c.o.data(), 1, N, Hp, D);
+  const auto q = c.view(c.q), k = c.view(c.k), v = c.view(c.v), o = c.view(c.o);
   const ak::openmp ex{threads};
   for (auto _ : state) {
     ak::block_sparse_attention(q, k, v, o, layout, ex);
@@ -318,9 +317,7 @@ enum class flash_kind { dense, causal, causal_layout };
 
 void bm_flash(benchmark::State& state, int N, flash_kind f, int threads) {
   prefill_data& c = prefill_for(N);
-  const auto q = ak::bshd(c.q.data(), 1, N, Hp, D), k = ak::bshd(c.k.data(), 1, N, Hp, D),
-             v = ak::bshd(c.v.data(), 1, N, Hp, D);
-  const auto o = ak::bshd(c.o.data(), 1, N, Hp, D);
+  const auto q = c.view(c.q), k = c.view(c.k), v = c.view(c.v), o = c.view(c.o);
   const ak::openmp ex{threads};
   const auto layout = f == flash_kind::causal_layout
                           ? ak::block_layout<ak::causal>::from_mask(ak::causal{}, {.sq = N, .sk = N}, BLK, BLK)
@@ -359,9 +356,7 @@ constexpr int W = 1024;
 
 void bm_sliding(benchmark::State& state, int N, bool primitive, int threads) {
   prefill_data& c = prefill_for(N);
-  const auto q = ak::bshd(c.q.data(), 1, N, Hp, D), k = ak::bshd(c.k.data(), 1, N, Hp, D),
-             v = ak::bshd(c.v.data(), 1, N, Hp, D);
-  const auto o = ak::bshd(c.o.data(), 1, N, Hp, D);
+  const auto q = c.view(c.q), k = c.view(c.k), v = c.view(c.v), o = c.view(c.o);
   const ak::openmp ex{threads};
   const auto w = ak::sliding_window::from_total(W);
   for (auto _ : state) {
