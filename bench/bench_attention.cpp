@@ -4,6 +4,9 @@
 //   prefill  BM_<kernel>/N:<N>/d:<d>/threads:<t>     H = Hq = Hkv = 8, Sq = Sk = N
 //            kernels: flash_causal, flash, dense, eigen, eigen_causal
 //            N in {512, ..., 8192}, d in {64, 128}, threads in {1, 2}
+//   bf16     BM_flash_bf16[_pairs][_causal]/N:<N>/d:<d>/threads:<t>, N in {1024, 4096}: bf16 Q/K/V
+//            widened to fp32 (default arch) or in bf16 pairs (attnkit::avx512bf16), against
+//            BM_bf16_dot_ceiling (peak vdpbf16ps and vfmadd231ps GFLOP/s, same process)
 //   decode   BM_<kernel>_decode/Sk:<Sk>/threads:<t>   Sq = 1, Hq = 32, Hkv = 8, d = 128
 //            kernels: flash, dense; Sk in {1024, 4096, 16384}
 //
@@ -20,7 +23,10 @@
 
 #include <Eigen/Core>
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -47,6 +53,7 @@ struct shape {
 struct problem {
   shape s{};
   std::vector<float> q, k, v, o;
+  std::vector<attnkit::bf16> qb, kb, vb;  // the same values rounded to bf16 (the bf16 kernels)
 };
 
 // The last shape's tensors are kept: benchmarks are registered shape by shape, so consecutive
@@ -61,6 +68,12 @@ problem& data_for(const shape& s) {
   p.k = ab::randn(n(s.sk, s.hkv, s.d), 2);
   p.v = ab::randn(n(s.sk, s.hkv, s.d), 3);
   p.o.assign(n(s.sq, s.hq, s.d), 0.f);
+  const auto round = [](const std::vector<float>& x) {
+    std::vector<attnkit::bf16> r(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) r[i] = attnkit::bf16(x[i]);
+    return r;
+  };
+  p.qb = round(p.q), p.kb = round(p.k), p.vb = round(p.v);
   return p;
 }
 
@@ -110,7 +123,10 @@ void eigen_attention(const problem& p, float* out, bool causal, int threads) {
 
 // ---- benchmarks -----------------------------------------------------------------------------
 
-enum class kernel { flash_causal, flash, dense, eigen, eigen_causal };
+// bf16 Q/K/V: flash_bf16* widen to fp32 (the default arch); flash_bf16_pairs* run the bf16 pair
+// products (attnkit::avx512bf16, built where the compiler flags allow AVX512-BF16).
+enum class kernel { flash_causal, flash, dense, eigen, eigen_causal, flash_bf16, flash_bf16_causal, flash_bf16_pairs,
+                    flash_bf16_pairs_causal };
 
 const char* name_of(kernel k) {
   switch (k) {
@@ -119,10 +135,32 @@ const char* name_of(kernel k) {
     case kernel::dense: return "dense";
     case kernel::eigen: return "eigen";
     case kernel::eigen_causal: return "eigen_causal";
+    case kernel::flash_bf16: return "flash_bf16";
+    case kernel::flash_bf16_causal: return "flash_bf16_causal";
+    case kernel::flash_bf16_pairs: return "flash_bf16_pairs";
+    case kernel::flash_bf16_pairs_causal: return "flash_bf16_pairs_causal";
   }
   return "?";
 }
-bool is_causal(kernel k) { return k == kernel::flash_causal || k == kernel::eigen_causal; }
+bool is_causal(kernel k) {
+  return k == kernel::flash_causal || k == kernel::eigen_causal || k == kernel::flash_bf16_causal ||
+         k == kernel::flash_bf16_pairs_causal;
+}
+bool is_bf16(kernel k) { return k >= kernel::flash_bf16; }
+bool is_pairs(kernel k) { return k == kernel::flash_bf16_pairs || k == kernel::flash_bf16_pairs_causal; }
+
+// The bf16 kernels: Arch is the default arch (widening) or avx512bf16 (pairs).
+template <class Arch>
+void run_bf16(const problem& p, bool causal, int threads) {
+  const auto [sq, sk, hq, hkv, d] = p.s;
+  const auto q = attnkit::bshd(p.qb.data(), 1, sq, hq, d);
+  const auto k = attnkit::bshd(p.kb.data(), 1, sk, hkv, d);
+  const auto v = attnkit::bshd(p.vb.data(), 1, sk, hkv, d);
+  const auto o = attnkit::bshd(const_cast<float*>(p.o.data()), 1, sq, hq, d);
+  const attnkit::openmp exec{threads};
+  if (causal) attnkit::flash_attention<Arch>(q, k, v, o, attnkit::causal{}, exec);
+  else attnkit::flash_attention<Arch>(q, k, v, o, exec);
+}
 
 void run_kernel(kernel kind, problem& p, int threads) {
   const auto [sq, sk, hq, hkv, d] = p.s;
@@ -137,6 +175,14 @@ void run_kernel(kernel kind, problem& p, int threads) {
     case kernel::dense: attnkit::dense_attention(q, k, v, o, exec); break;
     case kernel::eigen: eigen_attention(p, p.o.data(), false, threads); break;
     case kernel::eigen_causal: eigen_attention(p, p.o.data(), true, threads); break;
+    case kernel::flash_bf16:
+    case kernel::flash_bf16_causal: run_bf16<attnkit::default_arch>(p, is_causal(kind), threads); break;
+    case kernel::flash_bf16_pairs:
+    case kernel::flash_bf16_pairs_causal:
+#if ATTNKIT_WITH_AVX512BF16
+      run_bf16<attnkit::avx512bf16>(p, is_causal(kind), threads);
+#endif
+      break;
   }
 }
 
@@ -159,6 +205,10 @@ bool check_enabled() {
 }
 
 void bm_attention(benchmark::State& state, kernel kind, shape s, int threads) {
+  if (is_pairs(kind) && !(ATTNKIT_WITH_AVX512BF16 && attnkit::arch_available<attnkit::avx512bf16>())) {
+    state.SkipWithError("needs AVX512-BF16 (compiler flags and CPU)");
+    return;
+  }
   problem& p = data_for(s);
   run_kernel(kind, p, threads);  // warm-up: thread scratch, Eigen's S, output pages
   for (auto _ : state) {
@@ -167,7 +217,7 @@ void bm_attention(benchmark::State& state, kernel kind, shape s, int threads) {
   }
   ab::set_flop_counters(state, 4.0 * s.d * pairs(s, is_causal(kind)) * s.hq, threads);
   if (s.sq == 1) ab::set_bytes_counters(state, 2.0 * s.sk * s.hkv * s.d * sizeof(float), threads);
-  if (check_enabled() && kind != kernel::eigen && kind != kernel::eigen_causal) {
+  if (check_enabled() && kind != kernel::eigen && kind != kernel::eigen_causal && !is_bf16(kind)) {
     // The kernel's last output against the Eigen baseline with the same mask.
     std::vector<float> ref(p.o.size());
     eigen_attention(p, ref.data(), is_causal(kind), threads);
@@ -176,6 +226,51 @@ void bm_attention(benchmark::State& state, kernel kind, shape s, int threads) {
     state.counters["max_err"] = err;
     if (!(err <= 1e-3)) state.SkipWithError("output differs from the Eigen baseline by more than 1e-3");
   }
+}
+
+// BM_bf16_dot_ceiling/threads:T: the issue rate of vdpbf16ps (4 flops per fp32 lane) and of
+// vfmadd231ps (2 per lane) on register operands, 24 independent accumulators: the peak GFLOP/s of
+// any bf16 pair product and of any fp32 FMA product on this machine ("bf16_dot_GFLOP/s",
+// "fma_GFLOP/s"). The bf16 pair path pays only where their ratio is well above 1.
+#if ATTNKIT_WITH_AVX512BF16
+template <bool Bf16>
+__attribute__((noinline)) double peak_loop(long n) {
+  __m512 acc[24];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  const __m512 x = _mm512_set1_ps(1e-9f), y = _mm512_set1_ps(1.f);
+  benchmark::DoNotOptimize(x);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < n; ++i) {
+#pragma GCC unroll 24
+    for (int j = 0; j < 24; ++j)
+      acc[j] = Bf16 ? _mm512_dpbf16_ps(acc[j], (__m512bh)_mm512_castps_si512(x), (__m512bh)_mm512_castps_si512(y))
+                    : _mm512_fmadd_ps(x, y, acc[j]);
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (auto& a : acc) benchmark::DoNotOptimize(a);
+  return 24.0 * n * 16 * (Bf16 ? 4 : 2) / s * 1e-9;
+}
+#endif
+void bm_bf16_dot_ceiling(benchmark::State& state, int threads) {
+#if ATTNKIT_WITH_AVX512BF16
+  if (!attnkit::arch_available<attnkit::avx512bf16>()) {
+    state.SkipWithError("the CPU lacks AVX512-BF16");
+    return;
+  }
+  double dot = 0, fma = 0;
+  for (auto _ : state) {
+#pragma omp parallel for num_threads(threads) reduction(+ : dot, fma)
+    for (int t = 0; t < threads; ++t) {
+      dot += peak_loop<true>(20'000'000);
+      fma += peak_loop<false>(20'000'000);
+    }
+  }
+  state.counters["bf16_dot_GFLOP/s"] = dot / double(state.iterations());
+  state.counters["fma_GFLOP/s"] = fma / double(state.iterations());
+#else
+  (void)threads;
+  state.SkipWithError("built without AVX512-BF16 (compile with -mavx512bf16)");
+#endif
 }
 
 const bool registered = [] {
@@ -190,6 +285,20 @@ const bool registered = [] {
               ->UseRealTime()
               ->Unit(benchmark::kMillisecond);
         }
+  for (int n : {1024, 4096})
+    for (int d : {64, 128})
+      for (int t : {1, 2})
+        for (kernel k : {kernel::flash_bf16, kernel::flash_bf16_causal, kernel::flash_bf16_pairs,
+                         kernel::flash_bf16_pairs_causal}) {
+          const std::string name = std::string("BM_") + name_of(k) + "/N:" + std::to_string(n) +
+                                   "/d:" + std::to_string(d) + "/threads:" + std::to_string(t);
+          benchmark::RegisterBenchmark(name.c_str(), bm_attention, k, shape{n, n, H, H, d}, t)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+        }
+  for (int t : {1, 2})
+    benchmark::RegisterBenchmark(("BM_bf16_dot_ceiling/threads:" + std::to_string(t)).c_str(), bm_bf16_dot_ceiling, t)
+        ->UseRealTime();
   for (int sk : {1024, 4096, 16384})
     for (int t : {1, 2})
       for (kernel k : {kernel::flash, kernel::dense}) {

@@ -26,6 +26,7 @@
 #include "attnkit/core/validate.hpp"
 #include "attnkit/kernel/operands.hpp"
 #include "attnkit/kernel/scratch.hpp"
+#include "attnkit/simd/bf16dot.hpp"
 #include "attnkit/simd/finite.hpp"
 #include "attnkit/simd/microkernel.hpp"
 #include "attnkit/simd/rowmajor.hpp"
@@ -79,6 +80,11 @@ struct attention_call {
   using Norm = decltype(Args::norm);
   using Mask = decltype(Args::mask);
   using Score = decltype(Args::score);
+  // bf16 Q, K and V on an arch with the bf16 pair product: the prefill engine's two products run
+  // in bf16 pairs (simd/bf16dot.hpp; P rounded to bf16 before P V).
+  static constexpr bool bf16_inputs = simd::bf16_dot_arch<Arch> && std::is_same_v<std::remove_cv_t<TQ>, bf16> &&
+                                      std::is_same_v<std::remove_cv_t<TK>, bf16> &&
+                                      std::is_same_v<std::remove_cv_t<TV>, bf16>;
 
   operands<TQ, TK, TV> x;
   const row_source<TQ>& q = x.q;
@@ -94,11 +100,12 @@ struct attention_call {
   index_t split_kv = 0;                // the tiling's split_kv
   engine eng = engine::prefill;
   tile_layout ql, ol;                  // Q and O accumulator layouts of the engine
+  bool pairs = false;                  // prefill in bf16 pairs (bf16_inputs)
   const char* reason = "";
 
   // Scratch layout (floats, per worker).
-  index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_state = 0, off_alpha = 0, off_fac = 0,
-          total = 0;
+  index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_pb = 0, off_state = 0, off_alpha = 0,
+          off_fac = 0, total = 0;
 
   attention_call(const operands<TQ, TK, TV>& x_, const Args& a_, float scale_, bool dense_)
       : x(x_), a(a_), d(x.d), scale(scale_), dense(dense_) {}
@@ -126,6 +133,8 @@ struct attention_call {
       reason = "decode: g x Sq <= 16 rows per KV head; vectors along the head dim, K/V streamed once per group";
     } else
       reason = "prefill: more than 16 rows per KV head; rows as SIMD lanes";
+    pairs = bf16_inputs && eng == engine::prefill;
+    if (pairs && !dense) reason = "prefill in bf16 pairs: more than 16 rows per KV head; rows as SIMD lanes, vdpbf16ps";
     ql = eng == engine::decode ? tile_layout{d.dk, 1} : tile_layout{1, rows_p};
     ol = eng == engine::decode ? tile_layout{d.dv, 1} : tile_layout{1, rows_p};
     index_t at = 0;
@@ -134,8 +143,11 @@ struct attention_call {
     off_ot = take(d.dv * rows_p);
     off_st = take(block_kv * rows_p);
     // The prefill engine widens bf16 / fp16 tiles into these; decode converts in registers.
-    off_kc = take(std::is_same_v<std::remove_cv_t<TK>, float> || eng == engine::decode ? 0 : block_kv * d.dk);
+    // (In bf16 pairs K is read in place; V's tile is packed into off_vc, or widened there when it
+    // holds NaN / Inf; P^T is packed into off_pb.)
+    off_kc = take(std::is_same_v<std::remove_cv_t<TK>, float> || eng == engine::decode || pairs ? 0 : block_kv * d.dk);
     off_vc = take(std::is_same_v<std::remove_cv_t<TV>, float> || eng == engine::decode ? 0 : block_kv * d.dv);
+    off_pb = take(pairs ? (block_kv + 1) / 2 * rows_p : 0);
     off_state = take(2 * rows_p);
     off_alpha = take(rows_p);
     off_fac = take(rows_p);
@@ -221,6 +233,10 @@ struct attention_call {
         prefetch_rows(v.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), next), v.ld(), d.dv);
       }
       simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.ld(), st, rows_p, run);
+    } else if (pairs) {
+      if constexpr (bf16_inputs)
+        simd::gemm_bf16<Arch>(nk, rows_p, d.dk, k.row(b, j0, hk), k.ld(), 2, reinterpret_cast<const bf16*>(ws + off_qt),
+                              rows_p, st, rows_p, nullptr, align_up(d.dk, 2));
     } else {
       index_t ldk;
       const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
@@ -250,8 +266,12 @@ struct attention_call {
   // row states = init.
   void prologue(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
     float* qt = ws + off_qt;
-    std::fill(qt, qt + d.dk * rows_p, 0.f);
-    for (index_t hh = 0; hh < g; ++hh)
+    if constexpr (bf16_inputs)
+      if (pairs)
+        simd::pack_rows([&](index_t r) { return q.row(b, q0 + r % nq, hk * g + r / nq); }, g * nq, d.dk, rows_p,
+                        reinterpret_cast<bf16*>(qt));
+    if (!pairs) std::fill(qt, qt + d.dk * rows_p, 0.f);
+    for (index_t hh = 0; hh < g && !pairs; ++hh)
       for (index_t ii = 0; ii < nq; ++ii) {
         const auto* src = q.row(b, q0 + ii, hk * g + hh);
         for (index_t c = 0; c < d.dk; ++c) qt[ql.at(hh * nq + ii, c)] = to_float(src[c]);
@@ -301,6 +321,15 @@ struct attention_call {
                                                             ws + off_ot, d.dv, ws + off_alpha, v.run(j0));
         return;
       }
+      if constexpr (bf16_inputs)
+        if (pairs && simd::all_finite<Arch>(v.row(b, j0, hk), nk, d.dv, v.ld())) {
+          auto* pb = reinterpret_cast<bf16*>(ws + off_pb);
+          auto* vb = reinterpret_cast<bf16*>(ws + off_vc);
+          simd::pack_cols<Arch>(ws + off_st, rows_p, nk, rows_p, pb);
+          simd::pack_pairs<Arch>(v.row(b, j0, hk), v.ld(), nk, d.dv, vb);
+          simd::gemm_bf16<Arch>(d.dv, rows_p, nk, vb, 2, 2 * d.dv, pb, rows_p, ws + off_ot, rows_p, ws + off_alpha);
+          return;
+        }
       index_t ldv;
       const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
       if (simd::all_finite<Arch>(vp, nk, d.dv, ldv))
@@ -454,6 +483,8 @@ template <class Arch, class F, class TQ, class TK, class TV, class... Args>
 auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f, operands<TQ, TK, TV> x,
                        Args&&... args) {
   static_assert(arch_tag<Arch>, "attnkit: Arch must be an xsimd architecture (e.g. xsimd::avx2) or attnkit::scalar");
+  static_assert(!simd::bf16_dot_arch<Arch> || ATTNKIT_WITH_AVX512BF16,
+                "attnkit: attnkit::avx512bf16 code must be compiled with -mavx512bf16 and the AVX-512 BW flags");
   static_assert(element_type<std::remove_cv_t<TQ>> && element_type<std::remove_cv_t<TK>> &&
                     element_type<std::remove_cv_t<TV>>,
                 "attnkit: q, k and v elements must be float, attnkit::bf16 or attnkit::fp16");

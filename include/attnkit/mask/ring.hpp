@@ -69,7 +69,7 @@ struct ring_mask {
     if (j0 < j1) {
       const index_t last = length - 1;
       const index_t wrap = last < sinks ? j1 : sinks + (last - sinks) % slots + 1;  // slot after the newest
-      for (const auto [a, b] : {std::pair{j0, std::min(j1, std::max(j0, wrap))}, std::pair{std::max(j0, wrap), j1}}) {
+      for (const auto& [a, b] : {std::pair{j0, std::min(j1, std::max(j0, wrap))}, std::pair{std::max(j0, wrap), j1}}) {
         if (a >= b || last < sinks) continue;
         // Raw positions rise by one per slot within the run; those below `sinks` were never written.
         const index_t pa = raw(a), pb = raw(b - 1);

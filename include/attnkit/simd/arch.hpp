@@ -11,6 +11,12 @@
 
 #include "attnkit/config.hpp"
 
+#if defined(__AVX512BF16__) && XSIMD_WITH_AVX512BW
+#define ATTNKIT_WITH_AVX512BF16 1
+#else
+#define ATTNKIT_WITH_AVX512BF16 0
+#endif
+
 namespace attnkit {
 
 /// Portable backend: plain C++ on floats, one lane. Works on any CPU and any compiler flags.
@@ -20,7 +26,23 @@ struct scalar {
   static constexpr const char* name() noexcept { return "scalar"; }
 };
 
-/// The default architecture: the best xsimd architecture the compiler flags allow.
+/// AVX-512 (BW) plus the BF16 dot product `vdpbf16ps` (AMD Zen 4 and later, Intel Cooper Lake and
+/// Sapphire Rapids): prefill with bf16 Q, K and V computes both products in bf16 pairs
+/// accumulating in fp32 (simd/bf16dot.hpp). Everything else is avx512bw's code. Code for it must be
+/// compiled with -mavx512bf16 (and the avx512bw flags); xsimd 8 has no tag of its own for it.
+/// Opt-in: it pays only where vdpbf16ps (4 flops per lane) issues at more than half the rate of
+/// vfmadd231ps (2 per lane). Measure first: bench_attention's BM_bf16_dot_ceiling and
+/// BM_sgemm_ceiling give both rates in one process.
+struct avx512bf16 : xsimd::avx512bw {
+  static constexpr bool supported() noexcept { return ATTNKIT_WITH_AVX512BF16; }
+  static constexpr bool available() noexcept { return true; }
+  static constexpr unsigned version() noexcept { return generic::version(3, 4, 1); }
+  static constexpr const char* name() noexcept { return "avx512bf16"; }
+};
+
+/// The default architecture: the best xsimd architecture the compiler flags allow. (Never
+/// avx512bf16: where vdpbf16ps issues at a quarter of the FMA rate, as on the development
+/// machine, the bf16 pair products are slower than widening to fp32; see avx512bf16.)
 using default_arch = xsimd::default_arch;
 
 template <class Arch>
@@ -30,6 +52,8 @@ concept arch_tag = std::is_same_v<Arch, scalar> || std::is_base_of_v<xsimd::gene
 template <class Arch>
 inline bool arch_available() noexcept {
   if constexpr (std::is_same_v<Arch, scalar>) return true;
+  else if constexpr (std::is_base_of_v<avx512bf16, Arch>)
+    return xsimd::available_architectures().best >= xsimd::avx512bw::version() && __builtin_cpu_supports("avx512bf16");
   else return xsimd::available_architectures().best >= Arch::version();
 }
 
@@ -153,3 +177,14 @@ struct vec<Arch> : vec_xsimd<Arch> {
 
 }  // namespace simd
 }  // namespace attnkit
+
+#if ATTNKIT_WITH_AVX512BF16
+// avx512bf16 registers are avx512bw's (xsimd kernels then resolve to the avx512bw overloads).
+namespace xsimd::types {
+template <class T>
+struct get_bool_simd_register<T, attnkit::avx512bf16> {
+  using type = simd_avx512_bool_register<T>;
+};
+XSIMD_DECLARE_SIMD_REGISTER_ALIAS(attnkit::avx512bf16, avx512bw);
+}  // namespace xsimd::types
+#endif
