@@ -275,6 +275,88 @@ TEST(Attention, ProbabilitiesAndKeyMass) {
   run(causal{}, softcap{10.f});
 }
 
+// SnapKV's observation window: key mass over the last w queries only (column sums of the last w
+// rows of the reference probabilities); and the per-row maximum logit (FlexAttention's
+// max_scores) against the logits computed here, in double and (naive) in float.
+TEST(Attention, ObservationWindowKeyMassAndRowMax) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.B = 2, s.Sq = 65, s.Sk = 700, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 32;
+  problem<> pr(s);
+  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+  auto window_mass = [&](const auto& r, index_t w) {
+    std::vector<double> m(s.B * s.Hq * s.Sk, 0.0);
+    for (index_t b = 0; b < s.B; ++b)
+      for (index_t h = 0; h < s.Hq; ++h)
+        for (index_t i = std::max<index_t>(0, s.Sq - w); i < s.Sq; ++i)
+          for (index_t j = 0; j < s.Sk; ++j)
+            m[(b * s.Hq + h) * s.Sk + j] += double(r.probs[((b * s.Hq + h) * s.Sq + i) * s.Sk + j]);
+    return m;
+  };
+  for (index_t w : {1, 20, 64, 65, 1000}) {
+    SCOPED_TRACE("last_queries " + std::to_string(w));
+    const auto want = window_mass(ref, w), base = window_mass(naive, w);
+    output out(s);
+    std::vector<float> mass(s.B * s.Hq * s.Sk, -1.f);
+    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, key_mass_out{mass.data(), w});
+    expect_accurate(mass, want, base, "flash windowed key mass");
+    expect_accurate(out.o_used(s), ref.o, naive.o, "flash O with windowed key mass");
+    std::fill(mass.begin(), mass.end(), -1.f);
+    dense_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, key_mass_out{mass.data(), w});
+    expect_accurate(mass, want, base, "dense windowed key mass");
+  }
+  // Row max: prefill (several tiles), decode with split KV (merged partial maxima), a window.
+  for (index_t sq : {65, 1}) {
+    shape t = s;
+    t.Sq = sq, t.Sk = sq == 1 ? 3000 : 700;
+    problem<> p2(t);
+    const float sc = 1.f / std::sqrt(float(t.Dk));
+    for (index_t win : {index_t(0), index_t(50)}) {
+      std::vector<double> want(t.B * t.Hq * t.Sq), base(want.size());
+      for (index_t b = 0; b < t.B; ++b)
+        for (index_t h = 0; h < t.Hq; ++h)
+          for (index_t i = 0; i < t.Sq; ++i) {
+            const index_t qi = i + t.Sk - t.Sq;
+            double m = -INFINITY;
+            float mf = -INFINITY;
+            for (index_t j = win ? std::max<index_t>(0, qi - win + 1) : 0; j <= qi; ++j) {
+              double x = 0;
+              float xf = 0;
+              for (index_t c = 0; c < t.Dk; ++c) {
+                x += double(p2.q.view(b, i, h, c)) * double(p2.k.view(b, j, h / 2, c));
+                xf += p2.q.view(b, i, h, c) * p2.k.view(b, j, h / 2, c);
+              }
+              m = std::max(m, x / std::sqrt(double(t.Dk)));
+              mf = std::max(mf, xf * sc);
+            }
+            want[(b * t.Hq + h) * t.Sq + i] = m, base[(b * t.Hq + h) * t.Sq + i] = mf;
+          }
+      output out(t);
+      std::vector<float> rmax(want.size(), 7.f);
+      if (win) flash_attention<Arch>(p2.q.cview(), p2.k.cview(), p2.v.cview(), out.view, sliding_window::from_total(win) & causal{}, row_max_out{rmax.data()});
+      else flash_attention<Arch>(p2.q.cview(), p2.k.cview(), p2.v.cview(), out.view, causal{}, row_max_out{rmax.data()});
+      expect_accurate(rmax, want, base, "row max");
+    }
+  }
+  // A fully masked row's maximum is -inf; bad requests are named errors that write nothing.
+  output out(s);
+  std::vector<float> rmax(s.B * s.Hq * s.Sq, 7.f), mass(s.B * s.Hq * s.Sk, 7.f);
+  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view,
+                        mask_fn{[](index_t, index_t, index_t i, index_t) { return i != 0; }}, row_max_out{rmax.data()});
+  EXPECT_EQ(rmax[0], -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isfinite(rmax[1]));
+  std::fill(rmax.begin(), rmax.end(), 7.f);
+  expect_error([&] { flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, sigmoid{-1.f}, row_max_out{rmax.data()}); },
+               "row_max_out");
+  expect_error([&] { flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, key_mass_out{mass.data(), -1}); },
+               "last_queries");
+  expect_error([&] { flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, lse_out{rmax.data()}, row_max_out{rmax.data()}); },
+               "disjoint");
+  for (float x : rmax) EXPECT_EQ(x, 7.f);
+  for (float x : mass) EXPECT_EQ(x, 7.f);
+}
+
 // Results must not depend on the executor or thread count, bit for bit.
 TEST(Attention, BitwiseIdenticalAcrossThreadCounts) {
   ATTNKIT_REQUIRE_ARCH();

@@ -95,6 +95,8 @@ struct call_args {
   float* lse = nullptr;
   float* probs = nullptr;
   float* key_mass = nullptr;
+  index_t mass_last = 0;  ///< key_mass_out's last_queries
+  float* row_max = nullptr;
   std::optional<workspace> ws;
   std::optional<tiling> tiles;
 };
@@ -111,6 +113,7 @@ auto resolve_args(Args&&... args) {
   static_assert(detail::count_type<scale, Args...> <= 1 && detail::count_type<query_offset, Args...> <= 1 &&
                     detail::count_type<lse_out, Args...> <= 1 && detail::count_type<probs_out, Args...> <= 1 &&
                     detail::count_type<key_mass_out, Args...> <= 1 && detail::count_type<workspace, Args...> <= 1 &&
+                    detail::count_type<row_max_out, Args...> <= 1 &&
                     detail::count_type<tiling, Args...> <= 1,
                 "attnkit: an option is given more than once");
   auto s = detail::pick<policy_kind::score, dot_product>(args...);
@@ -123,7 +126,8 @@ auto resolve_args(Args&&... args) {
   if (auto o = detail::pick_option<query_offset>(args...)) r.q_offset = o->value;
   if (auto o = detail::pick_option<lse_out>(args...)) r.lse = o->data;
   if (auto o = detail::pick_option<probs_out>(args...)) r.probs = o->data;
-  if (auto o = detail::pick_option<key_mass_out>(args...)) r.key_mass = o->data;
+  if (auto o = detail::pick_option<key_mass_out>(args...)) r.key_mass = o->data, r.mass_last = o->last_queries;
+  if (auto o = detail::pick_option<row_max_out>(args...)) r.row_max = o->data;
   r.ws = detail::pick_option<workspace>(args...);
   r.tiles = detail::pick_option<tiling>(args...);
   return r;

@@ -30,8 +30,18 @@ struct probs_out {
   float* data;
 };
 /// Write each key's attention mass sum_i p_ij (per query head) to a contiguous float [B, Hq, Sk]
-/// buffer (what H2O-style KV eviction ranks keys by).
+/// buffer (what H2O-style KV eviction ranks keys by). last_queries = w > 0 sums only over the
+/// last w queries (SnapKV's observation window; the rows before it cost nothing extra); 0: all.
 struct key_mass_out {
+  static constexpr policy_kind kind = policy_kind::option;
+  float* data;
+  index_t last_queries = 0;
+};
+/// Write each row's maximum logit (scaled, after the score policy, over the keys it keeps; -inf
+/// for a fully masked row; a sink logit not included) to a contiguous float buffer laid out as
+/// the LSE ([B, Hq, Sq], or [Hq, total_q] for varlen queries): FlexAttention's max_scores. Only
+/// for softmax-family normalizers (they keep the running maximum).
+struct row_max_out {
   static constexpr policy_kind kind = policy_kind::option;
   float* data;
 };

@@ -350,14 +350,19 @@ struct attention_call {
       const index_t hh = r / nq, ii = r % nq;
       float lse = 0.f;
       fac[r] = a.norm.finalize(ctx(b, hk, hh), state[r], lse);
-      if constexpr (Norm::has_lse)
+      if constexpr (Norm::has_lse) {
         if (a.lse) a.lse[x.lse_index(b, hk * g + hh, q0 + ii)] = lse;
+        if (a.row_max) a.row_max[x.lse_index(b, hk * g + hh, q0 + ii)] = state[r].m;  // m is in logit units
+      }
       float* dst = o.row(b, q0 + ii, hk * g + hh);
       for (index_t c = 0; c < d.dv; ++c) dst[c] = ot[ol.at(r, c)] * fac[r];
     }
     if (a.probs) write_probs(ws, b, hk, q0, nq);
-    if (a.key_mass) accumulate_key_mass(ws, b, hk, q0, nq);
+    if (a.key_mass && q0 + nq > mass_from()) accumulate_key_mass(ws, b, hk, q0, nq);
   }
+
+  // key_mass_out sums rows [mass_from(), sq) (all, or the last_queries observation window).
+  index_t mass_from() const noexcept { return a.mass_last > 0 ? std::max<index_t>(0, d.sq - a.mass_last) : 0; }
 
   void unit(float* ws, index_t b, index_t hk, index_t qb) const {
     const index_t q0 = qb * bq, nq = std::min(bq, x.sq_of(b) - q0);
@@ -428,9 +433,10 @@ struct attention_call {
       }
       for (index_t hh = 0; hh < g; ++hh) {
         float* dst = a.key_mass + ((b * d.hq) + hk * g + hh) * d.sk + j0;
+        const index_t i0 = std::max<index_t>(0, mass_from() - q0);  // rows before the window add nothing
         for (index_t jj = 0; jj < nk; ++jj) {
           float s = 0.f;
-          for (index_t ii = 0; ii < nq; ++ii) s += st[jj * rows_p + hh * nq + ii] * fac[hh * nq + ii];
+          for (index_t ii = i0; ii < nq; ++ii) s += st[jj * rows_p + hh * nq + ii] * fac[hh * nq + ii];
           dst[jj] += s;
         }
       }
@@ -444,13 +450,16 @@ struct attention_call {
     const scratch_source src{a.ws ? &*a.ws : nullptr, total, ex.concurrency(), partial_floats()};
     src.check(dense ? "dense_attention" : "flash_attention");
     if (a.key_mass) {
-      // Every q block of a (b, hk) adds into the same key_mass rows: one task per (b, hk), blocks in order.
+      // Every q block of a (b, hk) in the observation window adds into the same key_mass rows: one
+      // task per (b, hk), those blocks in order. The blocks before the window run as usual first.
+      const index_t qb_mass = mass_from() / bq, before = d.batch * d.hkv * qb_mass;
+      ex.parallel_for(before, [&](index_t t, int w) { unit(src.get(w), t / qb_mass / d.hkv, t / qb_mass % d.hkv, t % qb_mass); });
       ex.parallel_for(d.batch * d.hkv, [&](index_t t, int w) {
         const index_t b = t / d.hkv, hk = t % d.hkv;
         for (index_t hh = 0; hh < g; ++hh)
           std::fill_n(a.key_mass + ((b * d.hq) + hk * g + hh) * d.sk, d.sk, 0.f);
         float* ws = src.get(w);
-        for (index_t qb = 0; qb < n_qb; ++qb) unit(ws, b, hk, qb);
+        for (index_t qb = qb_mass; qb < n_qb; ++qb) unit(ws, b, hk, qb);
       });
       return;
     }
@@ -501,6 +510,10 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
       fail(fn, "query_offset: expected |offset| <= 2^32, got ", *a.q_offset);
     d.q_offset = *a.q_offset;
   }
+  if constexpr (!decltype(a.norm)::has_lse)
+    if (a.row_max) fail(fn, "row_max_out: the normalizer keeps no running maximum (sigmoid); do not request one");
+  if (a.key_mass && a.mass_last < 0)
+    fail(fn, "key_mass_out: expected last_queries >= 0 (0: all queries), got ", a.mass_last);
   if (x.batched() && (a.probs || a.key_mass))
     fail(fn, a.probs ? "probs_out" : "key_mass_out",
          ": not available for a paged or varlen call (its layout is per strided batch); call per sequence");
@@ -514,15 +527,18 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
          a.tiles->block_kv, ", ", a.tiles->split_kv, "}");
   validate_policies(fn, d, a.score, a.mask, a.norm);
   check_output(fn, "lse_out", a.lse, a.lse ? rows_total : 0, x.ranges);
+  check_output(fn, "row_max_out", a.row_max, a.row_max ? rows_total : 0, x.ranges);
   if (a.probs && kind != kernel_kind::dense)
     fail(fn, "probs_out: only dense_attention materializes probabilities");
   check_output(fn, "probs_out", a.probs, n_probs, x.ranges);
   check_output(fn, "key_mass_out", a.key_mass, n_mass, x.ranges);
-  const range_pair outs[] = {{a.lse, a.lse ? rows_total : 0}, {a.probs, n_probs}, {a.key_mass, n_mass}};
-  for (int i = 0; i < 3; ++i)
-    for (int j = i + 1; j < 3; ++j)
+  const range_pair outs[] = {{a.lse, a.lse ? rows_total : 0}, {a.probs, n_probs}, {a.key_mass, n_mass},
+                             {a.row_max, a.row_max ? rows_total : 0}};
+  for (int i = 0; i < 4; ++i)
+    for (int j = i + 1; j < 4; ++j)
       if (range_of(outs[i].p, outs[i].n).overlaps(range_of(outs[j].p, outs[j].n)))
-        fail(fn, "outputs: expected lse_out, probs_out and key_mass_out to be disjoint, got overlapping buffers");
+        fail(fn, "outputs: expected lse_out, probs_out, key_mass_out and row_max_out to be disjoint, got overlapping "
+                 "buffers");
 
   const float sc = a.scale ? *a.scale : 1.f / std::sqrt(float(d.dk));
   attention_call<Arch, TQ, TK, TV, A> call(x, a, sc, kind == kernel_kind::dense);
