@@ -19,6 +19,8 @@
 //   BM_flash/<dense|causal|causal_layout>/N:<N>/threads:<t>   the same shape without a mask,
 //        causal, and causal as block_sparse_attention over block_layout<causal>::from_mask.
 //   BM_layout_build/<from_mask_causal|from_block_mask>/N:<N>   building the layouts (1 thread).
+//   BM_key_mass/<none|all|last:64>/N:4096/threads:<t>   causal prefill (H = 8, d = 128) without
+//        key_mass_out, with it over all queries, and over the last 64 (SnapKV's window).
 //   BM_sliding_window/<and_causal|primitive>/N:<N>/threads:<t>   W = 1024 (from_total) & causal,
 //        H = 8, d = 128 prefill, as flash_attention(.., from_total(1024) & causal{}) and as
 //        sliding_window_attention(.., from_total(1024), causal{}); "us_per_token".
@@ -351,6 +353,22 @@ void bm_layout_build(benchmark::State& state, int N, bool from_mask) {
   state.counters["density"] = density;
 }
 
+// ---- key mass (H2O / SnapKV statistics) ----------------------------------------------------
+// Causal prefill without key mass, with it over all queries, and over the last 64 (SnapKV's
+// observation window).
+void bm_key_mass(benchmark::State& state, int N, index_t last, bool on, int threads) {
+  prefill_data& c = prefill_for(N);
+  const auto q = c.view(c.q), k = c.view(c.k), v = c.view(c.v), o = c.view(c.o);
+  std::vector<float> mass(std::size_t(Hp) * N);
+  const ak::openmp ex{threads};
+  for (auto _ : state) {
+    if (on) ak::flash_attention(q, k, v, o, ak::causal{}, ak::key_mass_out{mass.data(), last}, ex);
+    else ak::flash_attention(q, k, v, o, ak::causal{}, ex);
+    benchmark::ClobberMemory();
+  }
+  ab::set_flop_counters(state, 4.0 * D * Hp * (double(N) * (N + 1) / 2), threads);
+}
+
 // ---- 5. sliding window ---------------------------------------------------------------------
 constexpr int W = 1024;
 
@@ -438,6 +456,11 @@ const bool registered = [] {
   for (int N : {8192, 32768, 65536}) {
     reg("BM_layout_build/from_mask_causal/N:" + std::to_string(N), ms, bm_layout_build, N, true);
     if (N <= 32768) reg("BM_layout_build/from_block_mask/N:" + std::to_string(N), ms, bm_layout_build, N, false);
+  }
+  for (int t : {1, 2}) {
+    reg("BM_key_mass/none/N:4096" + ts(t), ms, bm_key_mass, 4096, index_t(0), false, t);
+    reg("BM_key_mass/all/N:4096" + ts(t), ms, bm_key_mass, 4096, index_t(0), true, t);
+    reg("BM_key_mass/last:64/N:4096" + ts(t), ms, bm_key_mass, 4096, index_t(64), true, t);
   }
   for (int N : {4096, 16384, 65536})
     for (int t : {1, 2})
