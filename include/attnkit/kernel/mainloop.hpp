@@ -26,6 +26,7 @@
 #include "attnkit/core/validate.hpp"
 #include "attnkit/kernel/operands.hpp"
 #include "attnkit/kernel/scratch.hpp"
+#include "attnkit/mask/key_range.hpp"
 #include "attnkit/simd/bf16dot.hpp"
 #include "attnkit/simd/finite.hpp"
 #include "attnkit/simd/microkernel.hpp"
@@ -104,8 +105,8 @@ struct attention_call {
   const char* reason = "";
 
   // Scratch layout (floats, per worker).
-  index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_pb = 0, off_state = 0, off_alpha = 0,
-          off_fac = 0, total = 0;
+  index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_pb = 0, off_rng = 0, off_state = 0,
+          off_alpha = 0, off_fac = 0, total = 0;
 
   attention_call(const operands<TQ, TK, TV>& x_, const Args& a_, float scale_, bool dense_)
       : x(x_), a(a_), d(x.d), scale(scale_), dense(dense_) {}
@@ -148,6 +149,7 @@ struct attention_call {
     off_kc = take(std::is_same_v<std::remove_cv_t<TK>, float> || eng == engine::decode || pairs ? 0 : block_kv * d.dk);
     off_vc = take(std::is_same_v<std::remove_cv_t<TV>, float> || eng == engine::decode ? 0 : block_kv * d.dv);
     off_pb = take(pairs ? (block_kv + 1) / 2 * rows_p : 0);
+    if constexpr (has_key_ranges<Mask>) off_rng = take(2 * Mask::n_ranges * rows_p);
     off_state = take(2 * rows_p);
     off_alpha = take(rows_p);
     off_fac = take(rows_p);
@@ -246,6 +248,8 @@ struct attention_call {
       const auto vs = V::set1(scale);
       for (index_t t = 0; t < nk * rows_p; t += V::width) V::store(st + t, V::load(st + t) * vs);
     }
+    // The mask comes after the score policy (softcap(-inf) would be a number).
+    const bool ranged = has_key_ranges<Mask> && (Mask::elementwise || cls == tile_class::partial) && nk < (1 << 24);
     for (index_t hh = 0; hh < g; ++hh) {
       const head_ctx c = ctx(b, hk, hh);
       float* x = st + hh * nq;
@@ -255,10 +259,40 @@ struct attention_call {
           for (index_t jj = 0; jj < nk; ++jj)
             for (index_t ii = 0; ii < nq; ++ii) x[jj * rows_p + ii] = a.score.apply(c, x[jj * rows_p + ii], q0 + ii, j0 + jj);
       }
-      if (Mask::elementwise || cls == tile_class::partial)
+      if (!ranged && (Mask::elementwise || cls == tile_class::partial))
         for (index_t jj = 0; jj < nk; ++jj)
           for (index_t ii = 0; ii < nq; ++ii)
             if (!a.mask.keep(c, q0 + ii, j0 + jj)) x[jj * rows_p + ii] = -std::numeric_limits<float>::infinity();
+    }
+    if (ranged) mask_by_ranges(ws, b, hk, q0, nq, j0, nk);
+  }
+
+  // A partial tile of a mask with key ranges: each row's intervals, relative to j0 and clamped to
+  // [-1, nk] (exact in float for nk < 2^24), then one compare per key and row vector. Padding
+  // rows keep everything (their results are discarded). Bitwise the same as keep per element.
+  void mask_by_ranges(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk) const {
+    if constexpr (has_key_ranges<Mask>) {
+      constexpr int N = Mask::n_ranges;
+      float* lo = ws + off_rng;
+      float* hi = lo + N * rows_p;
+      std::fill(lo, lo + N * rows_p, -1.f);
+      std::fill(hi, hi + N * rows_p, float(nk));
+      const auto rel = [&](index_t x) { return float(std::clamp<index_t>(x - j0, -1, nk)); };
+      for (index_t hh = 0; hh < g; ++hh)
+        for (index_t ii = 0; ii < nq; ++ii) {
+          index_t l[N], h[N];
+          a.mask.ranges(ctx(b, hk, hh), q0 + ii, l, h);
+          for (int t = 0; t < N; ++t) lo[t * rows_p + hh * nq + ii] = rel(l[t]), hi[t * rows_p + hh * nq + ii] = rel(h[t]);
+        }
+      float* st = ws + off_st;
+      for (index_t jj = 0; jj < nk; ++jj) {
+        const auto jv = V::set1(float(jj));
+        for (index_t r = 0; r < rows_p; r += V::width) {
+          auto m = V::between(jv, V::load(lo + r), V::load(hi + r));
+          for (int t = 1; t < N; ++t) m = m | V::between(jv, V::load(lo + t * rows_p + r), V::load(hi + t * rows_p + r));
+          V::store(st + jj * rows_p + r, V::or_neg_inf(m, V::load(st + jj * rows_p + r)));
+        }
+      }
     }
   }
 

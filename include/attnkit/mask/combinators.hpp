@@ -5,12 +5,14 @@
 /// head h takes mask a where which[h] == 0 and b where it is 1 (DuoAttention's retrieval heads
 /// full, streaming heads sinks + window), in one call. A block shape one operand asks for
 /// (block_layout's block_hint) is passed on.
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <utility>
 
 #include "attnkit/concepts/mask_policy.hpp"
 #include "attnkit/core/errors.hpp"
+#include "attnkit/mask/key_range.hpp"
 
 namespace attnkit {
 
@@ -32,6 +34,21 @@ struct mask_and {
   key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const {
     return spans_of(a, c, i0, i1, sk) & spans_of(b, c, i0, i1, sk);
   }
+  // Kept keys as intervals when both operands have them: the pairwise intersections.
+  static constexpr int n_ranges = [] {
+    if constexpr (has_key_ranges<A> && has_key_ranges<B>) return A::n_ranges * B::n_ranges;
+    else return 0;
+  }();
+  void ranges(const head_ctx& c, index_t i, index_t* lo, index_t* hi) const
+    requires(has_key_ranges<A> && has_key_ranges<B>)
+  {
+    index_t la[A::n_ranges], ha[A::n_ranges], lb[B::n_ranges], hb[B::n_ranges];
+    a.ranges(c, i, la, ha);
+    b.ranges(c, i, lb, hb);
+    for (int x = 0; x < A::n_ranges; ++x)
+      for (int y = 0; y < B::n_ranges; ++y)
+        lo[x * B::n_ranges + y] = std::max(la[x], lb[y]), hi[x * B::n_ranges + y] = std::min(ha[x], hb[y]);
+  }
   void validate(const problem_dims& d) const { a.validate(d); b.validate(d); }
 };
 
@@ -51,6 +68,17 @@ struct mask_or {
   }
   key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const {
     return spans_of(a, c, i0, i1, sk) | spans_of(b, c, i0, i1, sk);
+  }
+  // Kept keys as intervals when both operands have them: both operands' intervals.
+  static constexpr int n_ranges = [] {
+    if constexpr (has_key_ranges<A> && has_key_ranges<B>) return A::n_ranges + B::n_ranges;
+    else return 0;
+  }();
+  void ranges(const head_ctx& c, index_t i, index_t* lo, index_t* hi) const
+    requires(has_key_ranges<A> && has_key_ranges<B>)
+  {
+    a.ranges(c, i, lo, hi);
+    b.ranges(c, i, lo + A::n_ranges, hi + A::n_ranges);
   }
   void validate(const problem_dims& d) const { a.validate(d); b.validate(d); }
 };

@@ -9,32 +9,18 @@
 
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
+#include "attnkit/mask/key_range.hpp"
 
 namespace attnkit {
 
-struct chunked_local {
-  static constexpr policy_kind kind = policy_kind::mask;
-  static constexpr bool elementwise = false;
+struct chunked_local : key_range<chunked_local> {
   index_t chunk = 1;
+  constexpr chunked_local() = default;
+  constexpr chunked_local(index_t c) noexcept : chunk(c) {}
 
-  // The rule, once: query at position p keeps keys [start(p), p] (none for p < 0).
-  index_t start(index_t p) const noexcept { return p < 0 ? p + 1 : p - p % chunk; }
-  bool keep(const head_ctx& c, index_t i, index_t j) const noexcept {
-    const index_t p = c.pos(i);
-    return start(p) <= j && j <= p;
-  }
-  // Both ends move forward with the query: the box's corners decide.
-  tile_class classify(const head_ctx& c, index_t i0, index_t i1, index_t j0, index_t j1) const noexcept {
-    const index_t p0 = c.pos(i0), p1 = c.pos(i1 - 1);
-    if (j0 > p1 || j1 - 1 < start(p0)) return tile_class::empty;
-    if (j1 - 1 <= p0 && j0 >= start(p1)) return tile_class::full;
-    return tile_class::partial;
-  }
-  key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const noexcept {
-    key_spans r;
-    r.add(std::max<index_t>(0, start(c.pos(i0))), std::min(sk, c.pos(i1 - 1) + 1));
-    return r;
-  }
+  // The rule: the query at position p keeps keys [first(p), p] (none for p < 0).
+  index_t first(index_t p) const noexcept { return p < 0 ? p + 1 : p - p % chunk; }
+  index_t last(index_t p) const noexcept { return p; }
   void validate(const problem_dims&) const {
     if (chunk < 1) detail::fail("chunked_local", "chunk: expected >= 1, got ", chunk);
   }

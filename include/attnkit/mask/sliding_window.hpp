@@ -10,14 +10,16 @@
 
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
+#include "attnkit/mask/key_range.hpp"
 
 namespace attnkit {
 
-struct sliding_window {
-  static constexpr policy_kind kind = policy_kind::mask;
-  static constexpr bool elementwise = false;
+struct sliding_window : key_range<sliding_window> {
   index_t left = -1;   ///< keys kept before pos(i); -1 = unbounded
   index_t right = -1;  ///< keys kept after pos(i); -1 = unbounded (0 = causal)
+
+  constexpr sliding_window() = default;
+  constexpr sliding_window(index_t l, index_t r) noexcept : left(l), right(r) {}
 
   /// A causal window of W keys in total, the current one included: {W - 1, 0}.
   static sliding_window from_total(index_t W) {
@@ -25,29 +27,9 @@ struct sliding_window {
     return {W - 1, 0};
   }
 
-  // The rule, stated once: query at position p keeps keys [first(p), last(p)]. Bounds are clamped
-  // to 2^40 (beyond any position difference validation allows), so p - left and p + right never
-  // overflow, even for {0, INT64_MAX}.
-  static constexpr index_t far = index_t(1) << 40;
+  // The rule: the query at position p keeps keys [first(p), last(p)].
   index_t first(index_t p) const noexcept { return left < 0 ? -far : p - std::min(left, far); }
   index_t last(index_t p) const noexcept { return right < 0 ? far : p + std::min(right, far); }
-
-  bool keep(const head_ctx& c, index_t i, index_t j) const noexcept {
-    const index_t p = c.pos(i);
-    return first(p) <= j && j <= last(p);
-  }
-  // Both ends only move forward with the query, so the box's corners decide.
-  tile_class classify(const head_ctx& c, index_t i0, index_t i1, index_t j0, index_t j1) const noexcept {
-    const index_t p0 = c.pos(i0), p1 = c.pos(i1 - 1);
-    if (j0 > last(p1) || j1 - 1 < first(p0)) return tile_class::empty;
-    if (j1 - 1 <= last(p0) && j0 >= first(p1)) return tile_class::full;
-    return tile_class::partial;
-  }
-  key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const noexcept {
-    key_spans r;
-    r.add(std::max<index_t>(0, first(c.pos(i0))), std::min(sk, last(c.pos(i1 - 1)) + 1));
-    return r;
-  }
   void validate(const problem_dims&) const {
     if (left < -1) detail::fail("sliding_window", "left: expected >= -1 (-1 = unbounded), got ", left);
     if (right < -1) detail::fail("sliding_window", "right: expected >= -1 (-1 = unbounded), got ", right);

@@ -85,6 +85,9 @@ struct vec<scalar> {
   static ATTNKIT_INLINE reg neg_inf_to_zero(reg a) noexcept { return a == -std::numeric_limits<float>::infinity() ? 0.f : a; }
   static ATTNKIT_INLINE reg exp(reg x) noexcept { return std::exp(x); }
   static ATTNKIT_INLINE reg tanh(reg x) noexcept { return std::tanh(x); }
+  /// lo <= j <= hi per lane, and x where m holds else -inf (the vectorized mask of a tile).
+  static ATTNKIT_INLINE bool between(reg j, reg lo, reg hi) noexcept { return lo <= j && j <= hi; }
+  static ATTNKIT_INLINE reg or_neg_inf(bool m, reg x) noexcept { return m ? x : -std::numeric_limits<float>::infinity(); }
 };
 
 /// xsimd architectures: batch<float, Arch>.
@@ -112,6 +115,11 @@ struct vec_xsimd {
   static ATTNKIT_INLINE reg tanh(reg x) noexcept { return xsimd::tanh(x); }
   static ATTNKIT_INLINE reg neg_inf_to_zero(reg a) noexcept {
     return xsimd::select(a == reg(-std::numeric_limits<float>::infinity()), zero(), a);
+  }
+  static ATTNKIT_INLINE auto between(reg j, reg lo, reg hi) noexcept { return (lo <= j) & (j <= hi); }
+  template <class M>
+  static ATTNKIT_INLINE reg or_neg_inf(M m, reg x) noexcept {
+    return xsimd::select(m, x, reg(-std::numeric_limits<float>::infinity()));
   }
 
   /// exp(x) in about 2 ulp, at a fraction of xsimd::exp's cost (no special-case branches).
