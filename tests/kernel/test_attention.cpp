@@ -252,8 +252,8 @@ TEST(Attention, ProbabilitiesAndKeyMass) {
   s.B = 2, s.Sq = 65, s.Sk = 70, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 32;
   problem<> pr(s);
   auto run = [&](auto... p) {
-    const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
-    const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+    const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p..., probs_out{});
+    const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p..., probs_out{});
     output out(s);
     std::vector<float> probs(s.B * s.Hq * s.Sq * s.Sk, -1.f), mass(s.B * s.Hq * s.Sk, -1.f);
     dense_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., probs_out{probs.data()},
