@@ -6,13 +6,19 @@
     python3 bench/plot.py attention.json --out-dir plots # PNGs in plots/
     python3 bench/plot.py attention.json --table         # markdown tables on stdout
 
-Benchmark names are parsed as BM_<kernel>/<key>:<value>/... (e.g.
-BM_flash_causal/N:1024/d:64/threads:2/real_time): the kernel is the first component without
-"BM_", every key:value component is a parameter, anything else (real_time, ...) is ignored.
+Benchmark names are parsed as BM_<kernel>/<variant>/.../<key>:<value>/... (e.g.
+BM_flash_causal/N:1024/d:64/threads:2/real_time, BM_decode/bf16/bshd/Sq:1/L:4096/threads:1):
+the kernel is the first component without "BM_" plus any variant components ("decode/bf16/bshd"),
+every key:value component is a parameter, real_time / process_time / manual_time are ignored.
 Benchmarks sharing the same x parameter (N, else Sk) and the same other parameter names form a
 suite; each suite gets one PNG per metric (GFLOP/s, ceiling, GB/s, bw_ceiling), one panel per
 combination of the other parameters (rows: first key, e.g. d; columns: second, e.g. threads) and
 one line per kernel.
+
+Block-sparse runs (bench_serving's BM_block_sparse/N:/density:/threads: with BM_flash/dense of the
+same N and threads) also get <stem>_block_sparse_density.png: time relative to dense flash against
+the visited fraction of blocks (ideal: the diagonal), with causal flash and the causal
+block layout as reference points.
 
 With repetitions (--benchmark_repetitions=R) the median is used: the "median" aggregate when the
 JSON has it, else the median of the repetitions. The SGEMM and read-bandwidth ceilings come from
@@ -45,16 +51,22 @@ TIME_SCALE = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}  # -> milliseconds
 PARAM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):(-?\d+(?:\.\d+)?)$")
 
 
+TIMING_PARTS = ("real_time", "process_time", "manual_time")
+
+
 def parse_name(run_name: str):
+    """BM_decode/bf16/bshd/Sq:1/L:4096/threads:1/real_time -> ("decode/bf16/bshd", {Sq, L, threads})."""
     parts = run_name.split("/")
-    kernel = parts[0][3:] if parts[0].startswith("BM_") else parts[0]
+    kernel = [parts[0][3:] if parts[0].startswith("BM_") else parts[0]]
     params = {}
     for p in parts[1:]:
         m = PARAM_RE.match(p)
         if m:
             v = m.group(2)
             params[m.group(1)] = float(v) if "." in v else int(v)
-    return kernel, params
+        elif p not in TIMING_PARTS and ":" not in p:
+            kernel.append(p)  # a variant (dtype, layout, ...): part of the line's name
+    return "/".join(kernel), params
 
 
 def load(path: str):
@@ -83,7 +95,7 @@ def load(path: str):
         kernel, params = parse_name(rn)
         rec = {"run_name": rn, "kernel": kernel, "params": params, "label": labels.get(rn, ""),
                "reps": max(len(runs), int(src[0].get("repetitions", 1)))}
-        keys = set(METRICS) | set(CEILING_OF.values()) | {"real_time"}
+        keys = set(METRICS) | set(CEILING_OF.values()) | {"real_time", "density"}
         for k in keys:
             vals = [r[k] for r in src if isinstance(r.get(k), (int, float))]
             if vals:
@@ -178,6 +190,8 @@ def plot(context, records, out_dir: Path, stem: str):
     c = ceilings(context, records)
     written = []
     for (x, others), recs in suites(records).items():
+        if len({r["params"][x] for r in recs}) < 2:
+            continue  # a single x value is no line (e.g. bench_serving's block-sparse runs: see plot_sparse)
         panel_vals = [sorted({r["params"].get(k) for r in recs}) for k in others]
         if len(others) >= 2:
             rows_v, cols_v = panel_vals[0], panel_vals[1]
@@ -195,7 +209,7 @@ def plot(context, records, out_dir: Path, stem: str):
         for metric, (ylabel, slug) in METRICS.items():
             if not any(metric in r for r in recs):
                 continue
-            fig, axes = plt.subplots(len(rows_v), len(cols_v), figsize=(4.6 * len(cols_v), 3.6 * len(rows_v)),
+            fig, axes = plt.subplots(len(rows_v), len(cols_v), figsize=(max(4.6 * len(cols_v), 8.0), 3.6 * len(rows_v) + 0.4),
                                      squeeze=False, sharex=True, sharey=True)
             for i, rv in enumerate(rows_v):
                 for j, cv in enumerate(cols_v):
@@ -236,7 +250,7 @@ def plot(context, records, out_dir: Path, stem: str):
                         handles[key] = (h, l)
             height = fig.get_figheight()  # inches; title and legend get a fixed band on top
             fig.legend([h for h, _ in handles.values()], [l.split(" (")[0] for _, l in handles.values()],
-                       loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height), ncol=min(6, len(handles)),
+                       loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height), ncol=min(6 if len(cols_v) > 1 else 3, len(handles)),
                        fontsize=9, frameon=False)
             suite = f"{stem}: {ylabel} vs {x}"
             if c["sgemm"] and metric in ("GFLOP/s", "ceiling"):
@@ -247,10 +261,51 @@ def plot(context, records, out_dir: Path, stem: str):
             fig.savefig(path, dpi=110)
             plt.close(fig)
             written.append(path)
+    sp = plot_sparse(records, out_dir, stem, plt)
+    if sp:
+        written.append(sp)
     for p in written:
         print(p)
     if not written:
         print("plot.py: nothing to plot (no benchmark with an N or Sk parameter)", file=sys.stderr)
+
+
+def plot_sparse(records, out_dir: Path, stem: str, plt):
+    """Block-sparse time / dense flash time vs visited density, one line per (N, threads)."""
+    dense = {(r["params"].get("N"), r["params"].get("threads")): r["ms"] for r in records
+             if r["kernel"] == "flash/dense" and "ms" in r}
+    groups = defaultdict(list)
+    for r in records:
+        key = (r["params"].get("N"), r["params"].get("threads"))
+        if r["kernel"] == "block_sparse" and key in dense and "ms" in r:
+            groups[key].append((r.get("density", r["params"].get("density")), r["ms"] / dense[key]))
+    if not groups:
+        return None
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    for i, (key, pts) in enumerate(sorted(groups.items())):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=plt.cm.tab10(i % 10),
+                label=f"block_sparse N={key[0]} threads={key[1]}")
+        for kern, marker in (("flash/causal", "s"), ("flash/causal_layout", "^")):
+            c = [r for r in records if r["kernel"] == kern and (r["params"].get("N"), r["params"].get("threads")) == key]
+            if c and "ms" in c[0]:
+                n = key[0] // 64 if key[0] else 0  # causal visits (n + 1) / (2 n) of the 64 x 64 blocks
+                dens = (n + 1) / (2 * n) if n else 0.5
+                ax.plot([dens], [c[0]["ms"] / dense[key]], marker, color=plt.cm.tab10(i % 10), mfc="none", ms=8,
+                        label=f"{kern} N={key[0]} threads={key[1]}")
+    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="ideal (time = density x dense)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, None)
+    ax.set_xlabel("density (visited fraction of 64 x 64 blocks)")
+    ax.set_ylabel("time / dense flash time (same run)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(f"{stem}: block-sparse speed vs density", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / f"{stem}_block_sparse_density.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main():

@@ -693,8 +693,13 @@ struct combo {
     auto k = make_tensor<T>(c.B, c.Sk, c.Hkv, c.Dk, c.lk, g, c.mag);
     auto v = make_tensor<T>(c.B, c.Sk, c.Hkv, c.Dv, c.lv, g, 1.f);
     const auto pol = policies(c);
+    // The probabilities only where check_poison needs them (poisoned cases).
     const auto ref = std::apply(
-        [&](const auto&... p) { return ref::attention<double>(q.cview(), k.cview(), v.cview(), p...); }, pol);
+        [&](const auto&... p) {
+          return c.poison.empty() ? ref::attention<double>(q.cview(), k.cview(), v.cview(), p...)
+                                  : ref::attention<double>(q.cview(), k.cview(), v.cview(), p..., probs_out{});
+        },
+        pol);
     const auto naive = std::apply(
         [&](const auto&... p) { return ref::attention<float>(q.cview(), k.cview(), v.cview(), p...); }, pol);
     // keep[b, h, i, j]

@@ -252,8 +252,8 @@ TEST(Attention, ProbabilitiesAndKeyMass) {
   s.B = 2, s.Sq = 65, s.Sk = 70, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 32;
   problem<> pr(s);
   auto run = [&](auto... p) {
-    const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
-    const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
+    const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p..., probs_out{});
+    const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p..., probs_out{});
     output out(s);
     std::vector<float> probs(s.B * s.Hq * s.Sq * s.Sk, -1.f), mass(s.B * s.Hq * s.Sk, -1.f);
     dense_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., probs_out{probs.data()},
@@ -573,4 +573,148 @@ TEST(Attention, NanPropagates) {
       EXPECT_TRUE(std::isnan(out.lse[1 * s.Sq + 3]));
     }
   }
+}
+
+// ---- large logits -----------------------------------------------------------------------------
+// Issue 10: with q, k of std 30 and scale 0.05 (logits ~ 300) or scale 2, about 0.5-2% of random
+// cases miss the 2x-naive criterion. docs/numerics.md has the analysis: the error is the fp32
+// rounding of q . k (about u * sum_c |q_c k_c| per logit, times scale), passed on by softmax as
+// dp_j = p_j (dl_j - sum p dl); a different (even a correctly rounded) summation order than the
+// naive comparator's is then better or worse by luck, so a ratio of two such errors exceeds 2 in
+// a few percent of cases for any fp32-logit implementation. What a kernel can and must do is stay
+// inside the error bound of fp32 logits: with Delta_j = scale * gamma_Dk * sum_c |q_c k_jc| +
+// 2u |l_j| (gamma_n = n u / (1 - n u), u = 2^-24: the bound for any summation order) and the
+// exact p, o of the fp64 reference, to first order
+//     |dO_d| <= sum_j p_j (Delta_j + 4u) |v_jd - o_d| + (gamma_Sk + 8u) sum_j p_j |v_jd|
+//     |dLSE| <= sum_j p_j Delta_j + 4u |LSE| + gamma_Sk
+// (the 4u / 8u / gamma_Sk terms: exp to ~2 ulp, the sum of weights, P V and the final scaling).
+// This test checks every case against that bound, for the kernel and for the naive comparator
+// (which must meet it too, or the bound would be wrong), with 10% slack for second-order terms
+// (the bound is a worst case: errors seen are below 0.07 of it), and the 2x criterion on the
+// errors summed over all seeds of a shape (a systematically worse kernel fails it),
+// on the tester's case (B=2, Sq=1, Sk=58, Hq=2, Hkv=1, Dk=51, Dv=1, causal & mask_fn, scale
+// 0.05, q/k std 30: the decode engine) and on prefill-engine shapes.
+namespace large_logits {
+
+struct hash_mask {  // the fuzzer's mask_fn predicate (mode 0) with fixed parameters
+  int a = 3, b = 5, m = 4;
+  bool operator()(index_t batch, index_t h, index_t i, index_t j) const { return ((i * a + j * b + h + batch) % m) != 0; }
+};
+
+constexpr double u = 0x1p-24;
+inline double gamma(index_t n) { return double(n) * u / (1.0 - double(n) * u); }
+
+struct bounds {
+  std::vector<double> o, lse;
+};
+
+// The first-order bound of every output element and LSE for fp32 logits (see above).
+template <class R>
+bounds fp32_logit_bounds(const problem<float>& pr, const shape& s, const R& ref, float scale) {
+  bounds bd;
+  bd.o.assign(ref.o.size(), 0.0);
+  bd.lse.assign(ref.lse.size(), 0.0);
+  const index_t g = s.Hq / s.Hkv;
+  for (index_t b = 0; b < s.B; ++b)
+    for (index_t h = 0; h < s.Hq; ++h)
+      for (index_t i = 0; i < s.Sq; ++i) {
+        const double* p = ref.probs.data() + ((b * s.Hq + h) * s.Sq + i) * s.Sk;
+        double lse_b = 0;
+        std::vector<double> delta(s.Sk, 0.0);
+        for (index_t j = 0; j < s.Sk; ++j) {
+          if (p[j] == 0.0) continue;
+          double abs_sum = 0, dot = 0;
+          for (index_t c = 0; c < s.Dk; ++c) {
+            const double x = double(pr.q.view(b, i, h, c)) * double(pr.k.view(b, j, h / g, c));
+            abs_sum += std::abs(x), dot += x;
+          }
+          delta[j] = double(scale) * (gamma(s.Dk) * abs_sum + 2 * u * std::abs(dot));
+          lse_b += p[j] * delta[j];
+        }
+        const std::size_t li = static_cast<std::size_t>((b * s.Hq + h) * s.Sq + i);
+        bd.lse[li] = 1.1 * (lse_b + 4 * u * std::abs(ref.lse[li]) + gamma(s.Sk));
+        for (index_t d = 0; d < s.Dv; ++d) {
+          const std::size_t oi = static_cast<std::size_t>(((b * s.Sq + i) * s.Hq + h) * s.Dv + d);
+          double e = 0, mag = 0;
+          for (index_t j = 0; j < s.Sk; ++j) {
+            if (p[j] == 0.0) continue;
+            const double vj = double(pr.v.view(b, j, h / g, d));
+            e += p[j] * (delta[j] + 4 * u) * std::abs(vj - ref.o[oi]);
+            mag += p[j] * std::abs(vj);
+          }
+          bd.o[oi] = 1.1 * (e + (gamma(s.Sk) + 8 * u) * mag);
+        }
+      }
+  return bd;
+}
+
+// Elements whose error exceeds their bound (NaN counts as a violation), with the worst one.
+template <class Got, class Ref>
+std::string violations(const Got& got, const Ref& ref, const std::vector<double>& bound) {
+  std::size_t n = 0, worst = 0;
+  double worst_ratio = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double g = double(got[i]), r = double(ref[i]);
+    if (g == r) continue;  // also equal infinities
+    const double e = std::abs(g - r), ratio = std::isnan(e) ? INFINITY : e / bound[i];
+    if (ratio > 1.0) ++n;
+    if (ratio > worst_ratio) worst_ratio = ratio, worst = i;
+  }
+  if (!n) return {};
+  return std::to_string(n) + " elements over the fp32-logit bound, worst [" + std::to_string(worst) + "] at " +
+         std::to_string(worst_ratio) + "x";
+}
+
+template <class Mask>
+void check_seeds(const shape& s, float sc, const Mask& mask, int seeds, std::uint32_t first_seed) {
+  int misses_2x = 0;
+  double sum_naive = 0, sum_kernel[2] = {0, 0};
+  for (int t = 0; t < seeds; ++t) {
+    const std::uint32_t seed = first_seed + 3 * std::uint32_t(t);
+    SCOPED_TRACE(s.str() + " scale=" + std::to_string(sc) + " seed=" + std::to_string(seed));
+    problem<float> pr(s, seed);
+    const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), mask, scale{sc}, probs_out{});
+    const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), mask, scale{sc});
+    const bounds bd = fp32_logit_bounds(pr, s, ref, sc);
+    EXPECT_EQ(violations(naive.o, ref.o, bd.o), "") << "naive O (the bound itself is wrong)";
+    EXPECT_EQ(violations(naive.lse, ref.lse, bd.lse), "") << "naive LSE (the bound itself is wrong)";
+    for (kern kd : {kern::dense, kern::flash}) {
+      output out(s);
+      call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, mask, scale{sc}, lse_out{out.lse.data()});
+      EXPECT_EQ(violations(out.o_used(s), ref.o, bd.o), "") << kname(kd) << " O";
+      EXPECT_EQ(violations(out.lse_used(s), ref.lse, bd.lse), "") << kname(kd) << " LSE";
+      const double e = max_abs_diff(out.o_used(s), ref.o), en = max_abs_diff(naive.o, ref.o);
+      misses_2x += e > 2 * en + 4.0 * std::numeric_limits<float>::epsilon() * max_abs(ref.o);
+      sum_kernel[kd == kern::flash] += e;
+    }
+    sum_naive += max_abs_diff(naive.o, ref.o);
+  }
+  // Per case, over 2x the naive error is luck (see above) and not asserted; printed so a change in
+  // the rate shows in the test log. Summed over the seeds the luck averages out: the criterion on
+  // the sums catches an implementation that is systematically worse than the naive one.
+  std::printf("[large logits] %s scale=%g: %d of %d kernel runs over 2x the naive error (within the bound); "
+              "summed errors dense / naive %.2f, flash / naive %.2f\n",
+              s.str().c_str(), double(sc), misses_2x, 2 * seeds, sum_kernel[0] / sum_naive, sum_kernel[1] / sum_naive);
+  EXPECT_LE(sum_kernel[0], 2 * sum_naive) << s.str() << ": dense, errors summed over " << seeds << " seeds";
+  EXPECT_LE(sum_kernel[1], 2 * sum_naive) << s.str() << ": flash, errors summed over " << seeds << " seeds";
+}
+
+}  // namespace large_logits
+
+TEST(Attention, LargeLogitsStayWithinTheFp32LogitBound) {
+  ATTNKIT_REQUIRE_ARCH();
+  using namespace large_logits;
+  const auto mask = causal{} & mask_fn{hash_mask{}};
+  shape tester;  // the independent tester's case
+  tester.B = 2, tester.Sq = 1, tester.Sk = 58, tester.Hq = 2, tester.Hkv = 1, tester.Dk = 51, tester.Dv = 1;
+  tester.mag = 30.f;
+  check_seeds(tester, 0.05f, mask, 150, 11);
+  shape prefill;  // rows as lanes, q . k as one FMA chain per logit
+  prefill.B = 1, prefill.Sq = 40, prefill.Sk = 150, prefill.Hq = 4, prefill.Hkv = 2, prefill.Dk = 64, prefill.Dv = 24;
+  prefill.mag = 30.f;
+  check_seeds(prefill, 0.05f, mask, 12, 101);
+  prefill.mag = 1.f;  // "or scale 2": logits of std 2 sqrt(Dk) = 16
+  check_seeds(prefill, 2.f, mask, 12, 201);
+  tester.mag = 1.f;
+  check_seeds(tester, 2.f, mask, 60, 301);
 }

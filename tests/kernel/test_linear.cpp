@@ -6,7 +6,9 @@
 #include <attnkit/kernel/linear.hpp>
 #include <attnkit/ref/linear.hpp>
 
+#include <algorithm>
 #include <cfloat>
+#include <random>
 #include <cstring>
 
 #include "common/test_util.hpp"
@@ -166,6 +168,60 @@ TEST(Linear, FeatureMapsCausalNonCausalNormalized) {
   sweep(elu_plus_one{}, "elu+1", true);
   sweep(relu_features{}, "relu", true);
   sweep(square, "x^2 (user)", true);
+}
+
+// Identity features with normalization (issue 10): phi(q) . z changes sign, so some rows divide by
+// a denominator near 0 and their error is a large multiple of u for ANY fp32 implementation; the
+// 2x-naive criterion is then a coin toss per case (see linear_attention's conditioning note). What
+// must hold is that the kernel is no worse than a naive fp32 implementation: over 200 random cases
+// (causal, causal with decay, non-causal; chunks of 64 and 16), the kernel exceeds 2x the naive
+// recurrence's error in no more cases than another naive fp32 recurrence does (the same
+// recurrence with the features in reverse order: the same math, another summation order), with
+// 50% + 3 cases of slack. Before the chunked path computed its denominators from z by the
+// recurrence (it summed the rounded scores q_i . k_j instead), it exceeded 2x in about 3x as many
+// cases as that second naive implementation (19% vs 6% of 400 such cases on avx512).
+TEST(Linear, NormalizedIdentityNoWorseThanNaive) {
+  ATTNKIT_REQUIRE_ARCH();
+  int kernel_over = 0, other_naive_over = 0, cases = 0;
+  double kernel_sum = 0, naive_sum = 0;
+  for (std::uint32_t seed = 0; seed < 200; ++seed) {
+    std::mt19937 g(1000 + seed);
+    const index_t S = 1 + g() % 300, Hkv = 1 + g() % 2, Hq = Hkv * (1 + g() % 2), Dk = 1 + g() % 64, Dv = 1 + g() % 48;
+    const int form = int(g() % 3);  // 0 causal, 1 causal with decay, 2 non-causal
+    lin_opts o;
+    o.causal = form != 2;
+    if (form == 1)
+      for (index_t h = 0; h < Hq; ++h) o.decays.push_back(0.9f + 0.1f * float(g() % 1000) / 1000.f);
+    o.normalize = true;
+    o.scale = 1.f / std::sqrt(float(Dk));
+    o.chunk = seed % 2 ? 16 : 64;
+    const shape s = mk(1, S, Hq, Hkv, Dk, Dv);
+    problem<float> p(s, 5000 + 3 * seed);
+    output out(s);
+    run_kernel(p, out.view, identity_features{}, o);
+    const auto r64 = ref::linear_attention<double>(p.q.cview(), p.k.cview(), p.v.cview(), identity_features{}, ref_opts(o));
+    const auto r32 = ref::linear_attention<float>(p.q.cview(), p.k.cview(), p.v.cview(), identity_features{}, ref_opts(o));
+    problem<float> rev = p;  // features reversed: phi(q) . phi(k) and q . z unchanged in exact arithmetic
+    rev.q.view.data = rev.q.buf.data(), rev.k.view.data = rev.k.buf.data(), rev.v.view.data = rev.v.buf.data();
+    for (index_t t = 0; t < S; ++t) {
+      for (index_t h = 0; h < Hq; ++h) std::reverse(&rev.q.view(0, t, h, 0), &rev.q.view(0, t, h, 0) + Dk);
+      for (index_t h = 0; h < Hkv; ++h) std::reverse(&rev.k.view(0, t, h, 0), &rev.k.view(0, t, h, 0) + Dk);
+    }
+    const auto r32b = ref::linear_attention<float>(rev.q.cview(), rev.k.cview(), rev.v.cview(), identity_features{}, ref_opts(o));
+    const auto got = out.o_used(s);
+    for (float x : got) ASSERT_TRUE(std::isfinite(x)) << "seed " << seed;
+    const double e = max_abs_diff(got, r64.o), en = max_abs_diff(r32.o, r64.o), eb = max_abs_diff(r32b.o, r64.o);
+    const double floor = 4.0 * std::numeric_limits<float>::epsilon() * std::max(1e-30, max_abs(r64.o));
+    kernel_over += e > 2 * en + floor;
+    other_naive_over += eb > 2 * en + floor;
+    kernel_sum += e / (max_abs(r64.o) + 1e-30), naive_sum += en / (max_abs(r64.o) + 1e-30);
+    ++cases;
+  }
+  std::printf("[normalized identity] %d cases: kernel over 2x naive in %d, another naive fp32 order in %d; "
+              "relative errors summed: kernel / naive %.2f\n",
+              cases, kernel_over, other_naive_over, kernel_sum / naive_sum);
+  EXPECT_LE(kernel_over, other_naive_over * 3 / 2 + 3);
+  EXPECT_LE(kernel_sum, 1.5 * naive_sum);
 }
 
 TEST(Linear, CausalIdentityIsLightning) {

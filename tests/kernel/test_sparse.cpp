@@ -164,7 +164,7 @@ TEST(SinkCalibration, ScalesAndRenormalizes) {
   output out(s);
   flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, cal, causal{});
   // Reference: causal probabilities, p_j *= gamma_h for j < 4, renormalized, times V (fp64).
-  const auto r = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+  const auto r = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{}, probs_out{});
   const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), cal, causal{});
   std::vector<double> want(s.Sq * s.Hq * s.Dv);
   for (index_t h = 0; h < s.Hq; ++h)

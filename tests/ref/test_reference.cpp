@@ -36,7 +36,7 @@ std::vector<std::vector<int>> kept_pattern(const R& r, index_t sq, index_t sk) {
 // FlashAttention's documented causal examples (bottom-right alignment).
 TEST(Reference, CausalBottomRightSq2Sk5) {
   tiny t(2, 5);
-  const auto r = ref::attention<double>(t.Q(), t.K(), t.V(), causal{});
+  const auto r = ref::attention<double>(t.Q(), t.K(), t.V(), causal{}, probs_out{});
   EXPECT_EQ(kept_pattern(r, 2, 5), (std::vector<std::vector<int>>{{1, 1, 1, 1, 0}, {1, 1, 1, 1, 1}}));
   EXPECT_DOUBLE_EQ(r.o[0], (1 + 2 + 3 + 4) / 4.0);
   EXPECT_DOUBLE_EQ(r.o[1], 3.0);
@@ -45,7 +45,7 @@ TEST(Reference, CausalBottomRightSq2Sk5) {
 
 TEST(Reference, CausalBottomRightSq5Sk2) {
   tiny t(5, 2);
-  const auto r = ref::attention<double>(t.Q(), t.K(), t.V(), causal{});
+  const auto r = ref::attention<double>(t.Q(), t.K(), t.V(), causal{}, probs_out{});
   EXPECT_EQ(kept_pattern(r, 5, 2), (std::vector<std::vector<int>>{{0, 0}, {0, 0}, {0, 0}, {1, 0}, {1, 1}}));
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(r.o[i], 0.0);
@@ -126,4 +126,46 @@ TEST(Reference, EigenViews) {
   EXPECT_EQ(&pv(0, 4, 2, 1), &pm(4, 9));
   const auto& cm = m;
   static_assert(std::is_same_v<decltype(view_of(cm, 3)), tensor_view<const float>>);
+}
+
+// Probabilities exist only on request (probs_out{}: B * Hq * Sq * Sk values would be 1 GiB at
+// 2k x 2k x 32 heads), and asking for them changes nothing else, bitwise (fp64 and fp32 forms).
+template <class T>
+void probs_on_request() {
+  const index_t B = 2, Sq = 9, Sk = 13, Hq = 4, Hkv = 2, D = 5;
+  std::vector<float> q(B * Sq * Hq * D), k(B * Sk * Hkv * D), v(B * Sk * Hkv * D);
+  for (std::size_t i = 0; i < q.size(); ++i) q[i] = std::sin(0.7f * float(i));
+  for (std::size_t i = 0; i < k.size(); ++i) k[i] = std::cos(1.3f * float(i));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.3f * float(i) + 1.f);
+  const auto qv = bshd(const_cast<const float*>(q.data()), B, Sq, Hq, D);
+  const auto kv = bshd(const_cast<const float*>(k.data()), B, Sk, Hkv, D);
+  const auto vv = bshd(const_cast<const float*>(v.data()), B, Sk, Hkv, D);
+  const float sinks[4] = {0.5f, -1.f, 2.f, 0.f};
+  const auto plain = ref::attention<T>(qv, kv, vv, causal{}, softmax_with_sink{sinks});
+  const auto with = ref::attention<T>(qv, kv, vv, probs_out{}, causal{}, softmax_with_sink{sinks});
+  EXPECT_TRUE(plain.probs.empty());
+  ASSERT_EQ(with.probs.size(), static_cast<std::size_t>(B * Hq * Sq * Sk));
+  EXPECT_EQ(plain.o, with.o);
+  EXPECT_EQ(plain.lse, with.lse);
+  EXPECT_EQ(plain.key_mass, with.key_mass);
+  // The probabilities are the ones the outputs were made from: key mass = column sums, and each
+  // row sums to 1 minus the sink's share, exp(s_h - LSE).
+  for (index_t b = 0; b < B; ++b)
+    for (index_t h = 0; h < Hq; ++h) {
+      for (index_t j = 0; j < Sk; ++j) {
+        T m = 0;
+        for (index_t i = 0; i < Sq; ++i) m += with.probs[((b * Hq + h) * Sq + i) * Sk + j];
+        EXPECT_NEAR(double(m), double(with.key_mass[(b * Hq + h) * Sk + j]), 1e-5);
+      }
+      for (index_t i = 0; i < Sq; ++i) {
+        T s = 0;
+        for (index_t j = 0; j < Sk; ++j) s += with.probs[((b * Hq + h) * Sq + i) * Sk + j];
+        const double lse = double(with.lse[(b * Hq + h) * Sq + i]);
+        EXPECT_NEAR(double(s) + std::exp(double(sinks[h]) - lse), 1.0, 1e-5);
+      }
+    }
+}
+TEST(Reference, ProbabilitiesOnlyOnRequest) {
+  probs_on_request<double>();
+  probs_on_request<float>();
 }

@@ -27,8 +27,23 @@
 ///                                              scores against the chunk's values together
 ///   state   S          = p^n S + Kd^T V_c      A operand Kd^T (packed), beta = p^n
 /// Triangular work is skipped per register block (row block i0 only reads keys < i0 + MR).
-/// Normalization appends a column of ones to V and z as the matching column of S, so the
-/// denominator phi(q_t) . z_t comes out of the same products.
+/// Normalization appends a column of ones to V and z as the matching column of S (so the state
+/// update carries z along); the causal path then takes each row's denominator scale * phi(q_t) .
+/// z_t from z_t itself, run token by token within the chunk (O(n Dk)), not from the product's
+/// ones column (which sums the rounded scores q_i . k_j; see Conditioning).
+///
+/// Conditioning of the normalized form: den_t = scale * phi(q_t) . z_t. With a feature map of
+/// both signs (identity_features, or a feature_fn that can be negative) den_t changes sign along
+/// the sequence; near a crossing it is far smaller than its terms, and every fp32 implementation
+/// then errs by about u * kappa_t relative, kappa_t = scale * sum_c |phi(q_t)_c| Z_tc / |den_t|
+/// (Z_t the decayed sum of |phi(k_s)|), unbounded as den_t -> 0: two fp32 implementations (this
+/// kernel and the naive recurrence, or the recurrence with another summation order) differ by
+/// large multiples of u there, and which is closer to fp64 is luck. The kernel is no worse than
+/// the naive recurrence on such inputs (Linear.NormalizedIdentityNoWorseThanNaive; numbers in
+/// docs/numerics.md). Use normalization with positive feature maps (elu_plus_one, relu_features,
+/// a positive feature_fn): den_t is then a sum of positive terms, kappa_t ~ 1, and the output is
+/// as accurate as the unnormalized one. The eps of linear_normalize only keeps the division
+/// finite; it does not make an ill-conditioned row accurate.
 ///
 /// Calls with Sq <= linear_tiling::step_max (decode) skip the chunking and run the recurrence
 /// token by token, in the caller's state buffer, with the accumulators in registers.
@@ -228,7 +243,8 @@ struct linear_call {
   index_t group = 1, n_groups = 1;  ///< heads per task (same batch), tasks per batch
   // Scratch layout (floats, per worker): shared chunk buffers, then `group` head slots of
   // head_floats each ([S ; V] rows, decay powers).
-  index_t off_qs = 0, off_qa = 0, off_kr = 0, off_kt = 0, off_kdt = 0, off_ob = 0, off_kdec = 0, off_head = 0;
+  index_t off_qs = 0, off_qa = 0, off_kr = 0, off_kt = 0, off_kdt = 0, off_ob = 0, off_kdec = 0, off_kn = 0,
+          off_zr = 0, off_zt = 0, off_qt = 0, off_head = 0;
   index_t head_floats = 0, hs_pw = 0, hs_ext = 0;
   index_t off_qv = 0, off_kv = 0, off_vv = 0, off_acc = 0, off_ss = 0, off_zs = 0;
   index_t total = 0;
@@ -276,6 +292,11 @@ struct linear_call {
       off_kdt = take(causal ? Dk * Cp : 0);
       off_ob = take(C * ldsv);
       off_kdec = take(Cp);
+      const bool dens = normalize && causal;  // denominators(): z rows, z and q columns, z0
+      off_kn = take(dens ? C * Dk : 0);
+      off_zt = take(dens ? Dk * Cp : 0);
+      off_qt = take(dens ? Dk * Cp : 0);
+      off_zr = take(dens ? Dk : 0);
       hs_pw = align_up((Dk + C) * ldsv, scratch_align);
       hs_ext = hs_pw + align_up(C + 1, scratch_align);
       head_floats = hs_ext + align_up(2 * Cp + W, scratch_align);
@@ -404,6 +425,49 @@ struct linear_call {
     if (intra) linear_gemm<Arch, false, true>(n, Dvp, Dk, ws + off_qa, ldqa, sv, ldsv, dst, ldc, 0.f);
     else linear_gemm<Arch, false, false>(n, Dvp, Dk, ws + off_qa, ldqa, sv, ldsv, dst, ldc, 0.f);
   }
+  // Normalized causal chunk: each row's denominator scale * phi(q_i) . z_i from z_i itself, run
+  // token by token from the chunk's starting z (column Dv of the state rows, before the update):
+  // z_i = lambda z_(i-1) + phi(k_i), den_i = sum_c qs_ic z_ic, as the recurrence defines it. The
+  // product's normalization column (sum_j A_ij + Qd z) has the same value, but it sums the rounded
+  // scores q_i . k_j; where the denominator cancels (features of both signs, e.g. identity) that
+  // rounding is divided by a small den and its errors reached 4-8x the naive recurrence's (see
+  // the conditioning note at the top of this file). O(n Dk) per chunk and head, vectorized (three
+  // transposes of [n x Dk]); the dot keeps the recurrence's order, one FMA chain over features.
+  void denominators(float* ws, const float* sv, float lambda, index_t n) const {
+    float* zr = ws + off_kn;  // rows z_i, token-major (first phi(k_i), transposed back from K^T)
+    float* zt = ws + off_zt;  // z_i as columns [Dk x Cp]
+    float* qt = ws + off_qt;  // qs_i as columns [Dk x Cp]
+    float* z0 = ws + off_zr;  // the chunk's starting z
+    simd::transpose_rows<Arch>(ws + off_kt, Cp, Dk, n, zr, Dk);
+    for (index_t c = 0; c < Dk; ++c) z0[c] = sv[c * ldsv + Dv];
+    const R lam = V::set1(lambda);
+    for (index_t i = 0; i < n; ++i) {  // z_i = lambda z_(i-1) + phi(k_i), vectors along the features
+      const float* prev = i ? zr + (i - 1) * Dk : z0;
+      float* row = zr + i * Dk;
+      index_t c = 0;
+      for (; c + W <= Dk; c += W) V::store(row + c, V::fma(lam, V::load(prev + c), V::load(row + c)));
+      for (; c < Dk; ++c) row[c] = std::fma(lambda, prev[c], row[c]);
+    }
+    // den_i = sum_c qs_ic z_ic, one FMA chain over the features per row (the recurrence's order),
+    // rows as lanes.
+    simd::transpose_rows<Arch>(zr, Dk, n, Dk, zt, Cp);
+    simd::transpose_rows<Arch>(ws + off_qs, Dk, n, Dk, qt, Cp);
+    float* ob = ws + off_ob;
+    alignas(64) float den[W];
+    index_t i0 = 0;
+    for (; i0 + W <= n; i0 += W) {
+      R acc = V::zero();
+      for (index_t c = 0; c < Dk; ++c) acc = V::fma(V::load(qt + c * Cp + i0), V::load(zt + c * Cp + i0), acc);
+      V::store(den, acc);
+      for (index_t t = 0; t < W; ++t) ob[(i0 + t) * ldsv + Dv] = den[t];
+    }
+    for (; i0 < n; ++i0) {
+      float d0 = 0.f;
+      for (index_t c = 0; c < Dk; ++c) d0 = std::fma(qt[c * Cp + i0], zt[c * Cp + i0], d0);
+      ob[i0 * ldsv + Dv] = d0;
+    }
+  }
+
   // Without normalization and with Dv a multiple of the vector width the product's rows are the
   // output rows: written in place, no scratch round trip.
   bool direct_out() const noexcept { return !normalize && Dv == Dvp; }
@@ -412,6 +476,7 @@ struct linear_call {
       output(ws, sv, n, intra, o.row(b, t0, h), o.strides[1]);
     } else {
       output(ws, sv, n, intra, ws + off_ob, ldsv);
+      if (normalize && intra) denominators(ws, sv, lambda_of(h), n);
       epilogue(ws, b, h, t0, n);
     }
   }
@@ -703,7 +768,8 @@ void lightning_step(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, ten
 ///   non-causal (default):             o_i = scale * phi(q_i)^T (S_in + sum_j phi(k_j) v_j^T),
 ///       any Sq and Sk, no decay.
 /// Options as lightning_attention: scale (default 1), linear_state, linear_normalize (divide by
-/// scale * phi(q) . z (+|-) eps), linear_tiling, workspace, executor.
+/// scale * phi(q) . z (+|-) eps; well-conditioned only for positive feature maps: see
+/// Conditioning at the top of this file), linear_tiling, workspace, executor.
 template <class Arch = default_arch, class TQ, class TK, class TV, class Phi, class... Args>
 void linear_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out, const Phi& phi,
                       Args&&... args) {

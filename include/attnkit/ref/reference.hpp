@@ -3,6 +3,7 @@
 /// GEMMs, then every policy's scalar path element by element, then the normalizer's two-pass
 /// formula). T = double is the fp64 reference every kernel is tested against; T = float is the
 /// "naive fp32 implementation" whose error sets the accuracy bar (FlashAttention's criterion).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -17,7 +18,8 @@
 namespace attnkit::ref {
 
 /// Everything a call can produce, contiguous: o [B,Sq,Hq,Dv], lse [B,Hq,Sq] (empty for
-/// normalizers without one), probs [B,Hq,Sq,Sk], key_mass [B,Hq,Sk].
+/// normalizers without one), key_mass [B,Hq,Sk], and probs [B,Hq,Sq,Sk] only when the call asked
+/// for them (a probs_out argument; empty otherwise).
 template <class T>
 struct result {
   problem_dims dims{};
@@ -26,10 +28,19 @@ struct result {
 };
 
 /// Reference attention with the same arguments as the kernels (policies and options in any order;
-/// output options and executors are ignored: everything is returned in the result).
+/// executors are ignored). Outputs are returned in the result, never written through a pointer:
+/// O, LSE and key mass always; the probabilities only when a `probs_out` argument is given (its
+/// pointer is ignored; `probs_out{}` will do), as dense_attention writes them only when asked.
+///
+/// Memory: one (b, h) at a time. Besides the result, the working set is that head's Q, K, V and
+/// its Sq x Sk score matrix (32 MiB in fp64 at Sq = Sk = 2048), independent of B and Hq; the
+/// probabilities of every head (B * Hq * Sq * Sk values: 1 GiB at 2048 x 2048 x 32 heads) exist
+/// only on request. The per-head products are the same Eigen GEMMs whether or not probabilities
+/// are kept, so both forms give bitwise the same O, LSE and key mass.
 template <class T, class TQ, class TK, class TV, class... Args>
 result<T> attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, Args&&... args) {
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  constexpr bool keep_probs = detail::count_type<probs_out, Args...> > 0;
   const auto a = resolve_args(args...);
   problem_dims d{q.batch(), q.seq(), k.seq(), q.heads(), k.heads(), q.dim(), v.dim(), k.seq() - q.seq()};
   if (a.q_offset) d.q_offset = *a.q_offset;
@@ -42,7 +53,7 @@ result<T> attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, Arg
   r.dims = d;
   r.o.assign(d.batch * d.sq * d.hq * d.dv, T(0));
   if (N::has_lse) r.lse.assign(d.batch * d.hq * d.sq, T(0));
-  r.probs.assign(d.batch * d.hq * d.sq * d.sk, T(0));
+  if (keep_probs) r.probs.assign(d.batch * d.hq * d.sq * d.sk, T(0));
   r.key_mass.assign(d.batch * d.hq * d.sk, T(0));
   const index_t group = d.hq / d.hkv;
   Mat Q(d.sq, d.dk), K(d.sk, d.dk), V(d.sk, d.dv), S(d.sq, d.sk);
@@ -57,6 +68,7 @@ result<T> attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, Arg
       }
       if (d.sk > 0 && d.sq > 0) S.noalias() = (Q * K.transpose()) * sc;
       const head_ctx ctx{b, h, d.q_offset};
+      T* mass = r.key_mass.data() + (b * d.hq + h) * d.sk;
       for (index_t i = 0; i < d.sq; ++i) {
         T* row = S.data() + i * d.sk;
         for (index_t j = 0; j < d.sk; ++j)
@@ -64,10 +76,8 @@ result<T> attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, Arg
         T lse = 0;
         a.norm.reference(ctx, row, d.sk, lse);
         if (N::has_lse) r.lse[(b * d.hq + h) * d.sq + i] = lse;
-        for (index_t j = 0; j < d.sk; ++j) {
-          r.probs[((b * d.hq + h) * d.sq + i) * d.sk + j] = row[j];
-          r.key_mass[(b * d.hq + h) * d.sk + j] += row[j];
-        }
+        for (index_t j = 0; j < d.sk; ++j) mass[j] += row[j];
+        if constexpr (keep_probs) std::copy_n(row, d.sk, r.probs.data() + ((b * d.hq + h) * d.sq + i) * d.sk);
       }
       if (d.sk > 0 && d.sq > 0) {
         // A key of weight exactly 0 (masked) contributes nothing, whatever V holds: the GEMM runs
