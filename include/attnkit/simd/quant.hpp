@@ -95,6 +95,12 @@ struct qwiden_impl<Arch> {
 #endif
 
 #if XSIMD_WITH_AVX512F
+// GCC 12 warns -Wuninitialized about the _mm512_undefined_* inside its own convert intrinsics
+// (a false positive; as in convert.hpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 template <avx512_arch Arch>
 struct qwiden_impl<Arch> {
   using reg = typename vec<Arch>::reg;
@@ -115,6 +121,9 @@ struct qwiden_impl<Arch> {
     return _mm512_cvtepi32_ps(w);
   }
 };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 
 }  // namespace detail
