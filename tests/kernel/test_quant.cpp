@@ -284,6 +284,34 @@ TEST(Quant, Policies) {
   report_unquantized_error();
 }
 
+// The other entry points take quantized views too: dense (probabilities), the named primitives,
+// plan_of and the workspace query.
+TEST(Quant, DenseAndPrimitives) {
+  ATTNKIT_REQUIRE_ARCH();
+  const shape s = make_shape(4, 200, 8, 2, 64);
+  const problem<float> pr(s, 3);
+  auto k = make_kv<qint8>(pr.k, s.lay, 1);
+  auto v = make_kv<qint4>(pr.v, s.lay, 1);
+  const auto q = pr.q.cview();
+  auto expect = [&](auto&& run, const auto&... p) {
+    const auto ref = ref::attention<double>(q, k.deq.cview(), v.deq.cview(), p...);
+    const auto naive = ref::attention<float>(q, k.deq.cview(), v.deq.cview(), p...);
+    output out(s);
+    run(out.view);
+    expect_accurate(out.o_used(s), ref.o, naive.o, "O");
+  };
+  std::vector<float> probs(s.Hq * s.Sq * s.Sk);
+  expect([&](auto o) { dense_attention<Arch>(q, k.view(), v.view(), o, causal{}, probs_out{probs.data()}); }, causal{});
+  const auto w = sliding_window::from_total(50);
+  expect([&](auto o) { sliding_window_attention<Arch>(q, k.view(), v.view(), o, w, causal{}); }, w & causal{});
+  expect([&](auto o) { sink_attention<Arch>(q, k.view(), v.view(), o, attention_sinks{.tokens = 4, .window = 64}); },
+         streaming_mask(4, 64));
+  output out(s);
+  const engine want = std::is_same_v<Arch, scalar> ? engine::prefill : engine::decode;
+  EXPECT_EQ(plan_of<Arch>(q, k.view(), v.view(), out.view).kind, want);
+  EXPECT_GT(flash_workspace_bytes<Arch>(q, k.view(), v.view(), out.view), 0);
+}
+
 TEST(Quant, Prefill) {
   ATTNKIT_REQUIRE_ARCH();
   for (index_t d : {33, 64, 128}) {

@@ -42,10 +42,11 @@ void quantize_row(const S* x, index_t n, E* q, float* scale) {
     for (index_t c = c0; c < c0 + g; ++c) {
       int v = sc > 0.f ? static_cast<int>(std::nearbyint(to_float(x[c]) / sc)) : 0;
       v = std::clamp(v, -Tr::qmax, Tr::qmax);
-      if constexpr (std::is_same_v<E, qint4>) {
-        auto& b = q[c / 2].bits;
-        const unsigned nib = static_cast<unsigned>(v) & 15u;
-        b = static_cast<std::uint8_t>((c & 1) ? ((b & 0x0fu) | (nib << 4)) : ((b & 0xf0u) | nib));
+      if constexpr (std::is_same_v<E, qint4>) {  // byte i of the group: element i low, i + 16 high; u = q + 8
+        const index_t j = c % 32;
+        auto& b = q[c / 32 * 16 + (j & 15)].bits;
+        const unsigned u = static_cast<unsigned>(v + 8);
+        b = static_cast<std::uint8_t>(j >= 16 ? ((b & 0x0fu) | (u << 4)) : ((b & 0xf0u) | u));
       } else {
         q[c].bits = static_cast<std::int8_t>(v);
       }

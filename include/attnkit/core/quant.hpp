@@ -6,10 +6,14 @@
 ///    q = round(x / s) in [-127, 127]. The scale folds out of both products: q.k_j = s_j (q . k8_j)
 ///    and O += (p_j s_j) v8_j, so the kernels' inner loops only widen int8 (no per-element multiply).
 ///  - `qint4`: int4 in groups of 32 along the head dim, one fp32 scale per group,
-///    s = max|x| / 7, q = round(x / s) in [-7, 7] (a stored -8 is decoded as -8). Two values per
-///    byte: element 2i in the low nibble of byte i, element 2i + 1 in the high nibble. D must be a
-///    multiple of 32 (no tail group). fp32 scales (not fp16): 5 bits per value instead of 4.5, no
-///    F16C dependency on the scale path, and exactly the scale the quantizer computed.
+///    s = max|x| / 7, q = round(x / s) in [-7, 7]. Stored as llama.cpp's Q4_0 stores its nibbles
+///    (without the inline fp16 scale): a group is 16 bytes, byte i holds element i in its low
+///    nibble and element i + 16 in its high nibble, each as u = q + 8 (offset binary; u = 0 is
+///    -8, which the quantizer never writes). This order decodes with one zero-extending load per
+///    group and a mask or a shift per 16 values (no shuffles), and (u - 8) s = fma(u, s, -8 s)
+///    exactly. D must be a multiple of 32 (no tail group). fp32 scales (not fp16): 5 bits per
+///    value instead of 4.5, no F16C dependency on the scale path, and exactly the scale the
+///    quantizer computed.
 ///  - `qint8_channel`: int8 by channel (KIVI, OpenVINO's key cache): one fp32 scale per channel
 ///    for each block of `block` consecutive rows of the seq axis, s_c = max_rows |x_c| / 127. Row t
 ///    of the seq axis (of a strided or packed varlen view, or of a page) uses scale row t / block;
@@ -30,7 +34,7 @@ namespace attnkit {
 struct qint8 {
   std::int8_t bits = 0;
 };
-/// Two int4 values (low nibble: even element, high nibble: odd element); groups of 32 along D.
+/// Two int4 values of a group of 32 (byte i: element i low, element i + 16 high; u = q + 8).
 struct qint4 {
   std::uint8_t bits = 0;
 };
@@ -76,9 +80,9 @@ struct quant_traits<qint8_channel> {
 template <class E>
 inline int quant_value(const E* p, index_t c) noexcept {
   if constexpr (std::is_same_v<E, qint4>) {
-    const unsigned b = p[c >> 1].bits;
-    const int n = static_cast<int>((c & 1) ? (b >> 4) : (b & 15u));
-    return n >= 8 ? n - 16 : n;
+    const index_t j = c % 32;
+    const unsigned b = p[c / 32 * 16 + (j & 15)].bits;
+    return static_cast<int>(j < 16 ? (b & 15u) : (b >> 4)) - 8;
   } else {
     return p[c].bits;
   }

@@ -16,8 +16,9 @@
 /// The int8 / int4 widening is chosen by the Arch type (one specialization per ISA family, as in
 /// convert.hpp; never by macros inside a shared function body):
 ///   attnkit::scalar      one value (an int4 nibble picked by parity)
-///   avx2 family          vpmovsxbd + vcvtdq2ps; int4: vpshufb (each byte twice) + vpmovzxbd +
-///                        vpsllvd (28 / 24) + vpsrad 28 (sign-extended nibbles) + vcvtdq2ps
+///   avx2 family          vpmovsxbd + vcvtdq2ps; int4 (Q4_0 order, core/quant.hpp): vpmovzxbd of
+///                        the group's bytes + vpand 15 (values 0..15 of the group) or vpsrld 4
+///                        (values 16..31) + vcvtdq2ps + one fma with the group scale
 ///   avx512f and derived  the zmm forms of the same
 ///   other xsimd archs    element by element through a stack buffer (correct, not fast)
 /// Columns passed to the vector loads of qint4 are multiples of the width (so a vector never
@@ -53,13 +54,10 @@ struct qwiden_impl {
     for (int i = 0; i < n; ++i) buf[i] = static_cast<float>(p[i]);
     return V::load(buf);
   }
-  /// W sign-extended nibbles from W / 2 bytes (low nibble first).
-  static ATTNKIT_INLINE reg i4(const std::uint8_t* p) noexcept {
+  /// The low (high: the high) nibbles of W bytes at p, as floats 0..15.
+  static ATTNKIT_INLINE reg u4(const std::uint8_t* p, bool high) noexcept {
     alignas(64) float buf[W];
-    for (int i = 0; i < W; ++i) {
-      const int n = (i & 1) ? (p[i >> 1] >> 4) : (p[i >> 1] & 15);
-      buf[i] = static_cast<float>(n >= 8 ? n - 16 : n);
-    }
+    for (int i = 0; i < W; ++i) buf[i] = static_cast<float>(high ? (p[i] >> 4) : (p[i] & 15));
     return V::load(buf);
   }
 };
@@ -83,13 +81,9 @@ struct qwiden_impl<Arch> {
     if (n > 0) std::memcpy(buf, p, static_cast<std::size_t>(n));
     return i8(buf);
   }
-  static ATTNKIT_INLINE reg i4(const std::uint8_t* p) noexcept {
-    std::int32_t u;
-    std::memcpy(&u, p, 4);
-    const __m128i dup = _mm_shuffle_epi8(_mm_cvtsi32_si128(u), _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1));
-    __m256i w = _mm256_cvtepu8_epi32(dup);
-    w = _mm256_srai_epi32(_mm256_sllv_epi32(w, _mm256_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24)), 28);
-    return _mm256_cvtepi32_ps(w);
+  static ATTNKIT_INLINE reg u4(const std::uint8_t* p, bool high) noexcept {
+    const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_cvtepi32_ps(high ? _mm256_srli_epi32(w, 4) : _mm256_and_si256(w, _mm256_set1_epi32(15)));
   }
 };
 #endif
@@ -112,13 +106,9 @@ struct qwiden_impl<Arch> {
     if (n > 0) std::memcpy(buf, p, static_cast<std::size_t>(n));
     return i8(buf);
   }
-  static ATTNKIT_INLINE reg i4(const std::uint8_t* p) noexcept {
-    const __m128i dup = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)),
-                                         _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
-    __m512i w = _mm512_cvtepu8_epi32(dup);
-    const __m512i sh = _mm512_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24);
-    w = _mm512_srai_epi32(_mm512_sllv_epi32(w, sh), 28);
-    return _mm512_cvtepi32_ps(w);
+  static ATTNKIT_INLINE reg u4(const std::uint8_t* p, bool high) noexcept {
+    const __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm512_cvtepi32_ps(high ? _mm512_srli_epi32(w, 4) : _mm512_and_si512(w, _mm512_set1_epi32(15)));
   }
 };
 #if defined(__GNUC__) && !defined(__clang__)
@@ -202,10 +192,28 @@ ATTNKIT_INLINE typename vec<Arch>::reg kv_load(const kv_row<T>& r, index_t c) no
       return Q::i8(&r.p[col].bits) * V::load(r.s + col);
     } else {
       static_assert(std::is_same_v<T, qint4>);
-      if constexpr (V::width == 1) return static_cast<float>(quant_value(r.p, col)) * r.s[col / 32];
-      else return Q::i4(&r.p[col / 2].bits) * V::set1(r.s[col / 32]);
+      if constexpr (V::width == 1) {
+        return static_cast<float>(quant_value(r.p, col)) * r.s[col / 32];
+      } else {
+        // (u - 8) s as fma(u, s, -8 s): -8 s is exact, so this is the rounded (u - 8) s.
+        const index_t j = col % 32;
+        const float sc = r.s[col / 32];
+        return V::fma(Q::u4(&r.p[col / 32 * 16 + (j & 15)].bits, j >= 16), V::set1(sc), V::set1(-8.f * sc));
+      }
     }
   }
+}
+
+/// qint4, vector h (of 32 / width) of the group starting at column c (c + c0 a multiple of 32).
+template <class Arch>
+ATTNKIT_INLINE typename vec<Arch>::reg kv_load_q4(const kv_row<qint4>& r, index_t c, int h) noexcept {
+  using V = vec<Arch>;
+  constexpr int W = V::width;
+  const index_t col = r.c0 + c;
+  const float sc = r.s[col / 32];
+  const int j = h * W;
+  return V::fma(detail::qwiden_impl<Arch>::u4(&r.p[col / 2 + (j & 15)].bits, j >= 16), V::set1(sc),
+                V::set1(-8.f * sc));
 }
 
 template <class Arch, class T>

@@ -184,6 +184,23 @@ ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q,
   Reg acc[A];
   ATTNKIT_UNROLL for (int i = 0; i < A; ++i) acc[i] = V::zero();
   index_t c = 0;
+  if constexpr (std::is_same_v<TK, qint4> && W > 1) {
+    // Whole groups of 32 (d % 32 == 0): the nibble half and the group scale of each vector are
+    // known at compile time (kv_load_q4), one scale broadcast per key and group.
+    for (; c + 32 <= d; c += 32)
+      ATTNKIT_UNROLL for (int h = 0; h < 32 / W; ++h) {
+        Reg kr[NK];
+        ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
+          kr[j] = kv_load_q4<Arch>(kp[j], c, h);
+          if constexpr (RB > 1) pin(kr[j]);
+        }
+        ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
+          Reg qr = V::load(qp[r] + c + h * W);
+          if constexpr (NK > 1) pin(qr);
+          ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) acc[j * RB + r] = V::fma(qr, kr[j], acc[j * RB + r]);
+        }
+      }
+  }
   for (; c + W <= d; c += W) {
     Reg kr[NK];
     ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
@@ -268,6 +285,7 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
   Reg acc[RB][CB];
   ATTNKIT_UNROLL for (int r = 0; r < RB; ++r)
     ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) acc[r][b] = V::zero();
+  [[maybe_unused]] const bool q4_aligned = v.c0 % 32 == 0;
   for (index_t j = 0; j < nk; ++j) {
     const kv_row<TV> vj = row_at(v, j);
     const float* pj = p + j * ldp;
@@ -275,6 +293,8 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
     Reg vr[CB];
     ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) {
       if (Tail && b == CB - 1) vr[b] = kv_load_n<Arch>(vj, b * W, nlast);
+      else if constexpr (std::is_same_v<TV, qint4> && W > 1)  // group-aligned tile: nibble half known
+        vr[b] = q4_aligned ? kv_load_q4<Arch>(vj, b * W / 32 * 32, (b * W % 32) / W) : kv_load<Arch>(vj, b * W);
       else vr[b] = kv_load<Arch>(vj, b * W);
       if constexpr (RB > 1) pin(vr[b]);
     }
