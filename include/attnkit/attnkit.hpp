@@ -9,6 +9,7 @@
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
 #include "attnkit/core/options.hpp"
+#include "attnkit/core/quant.hpp"
 #include "attnkit/core/tensor_view.hpp"
 #include "attnkit/core/types.hpp"
 

@@ -21,7 +21,7 @@ constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
 template <class... P>
 std::vector<float> naive_bf16(const problem<bf16>& pr, const P&... p) {
   const shape& s = pr.s;
-  const auto r = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p..., probs_out{nullptr});
+  const auto r = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p..., probs_out{});
   std::vector<float> o(static_cast<std::size_t>(s.B * s.Sq * s.Hq * s.Dv));
   const index_t g = s.Hq / s.Hkv;
   for (index_t b = 0; b < s.B; ++b)

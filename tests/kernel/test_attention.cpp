@@ -283,8 +283,8 @@ TEST(Attention, ObservationWindowKeyMassAndRowMax) {
   shape s;
   s.B = 2, s.Sq = 65, s.Sk = 700, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 32;
   problem<> pr(s);
-  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
-  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{});
+  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{}, probs_out{});
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{}, probs_out{});
   auto window_mass = [&](const auto& r, index_t w) {
     std::vector<double> m(s.B * s.Hq * s.Sk, 0.0);
     for (index_t b = 0; b < s.B; ++b)

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 
+#include "attnkit/core/quant.hpp"
 #include "attnkit/core/tensor_view.hpp"
 
 namespace attnkit {
@@ -18,10 +19,12 @@ namespace attnkit {
 /// A paged KV cache. Token t of sequence b is row (t % page_size) of page
 /// block_table[b * max_pages + t / page_size]; entries for pages past a sequence's length are
 /// never read (they may hold anything, e.g. -1), and neither are rows past its length.
+/// TK / TV may be quantized (core/quant.hpp): the pages are then quantized<T> views, their scales
+/// pages of the same count and page size.
 template <class TK, class TV = TK>
 struct paged_kv {
-  tensor_view<TK> k_pages;  ///< {num_pages, page_size, Hkv, Dk}, any strides (dim stride 1)
-  tensor_view<TV> v_pages;  ///< {num_pages, page_size, Hkv, Dv}, the same pages and page size
+  kv_view_t<TK> k_pages;  ///< {num_pages, page_size, Hkv, Dk}, any strides (dim stride 1)
+  kv_view_t<TV> v_pages;  ///< {num_pages, page_size, Hkv, Dv}, the same pages and page size
   std::span<const std::int32_t> block_table;  ///< [B, max_pages] page ids
   index_t max_pages = 0;                      ///< pages per block-table row (its stride)
   std::span<const std::int32_t> lengths;      ///< [B] tokens of each sequence, <= max_pages * page_size
@@ -38,8 +41,8 @@ struct varlen {
 /// Ragged keys and values packed along the seq axis with one set of offsets (as varlen).
 template <class TK, class TV = TK>
 struct varlen_kv {
-  tensor_view<TK> k;                      ///< {1, total_k, Hkv, Dk}
-  tensor_view<TV> v;                      ///< {1, total_k, Hkv, Dv}
+  kv_view_t<TK> k;                        ///< {1, total_k, Hkv, Dk} (TK may be quantized)
+  kv_view_t<TV> v;                        ///< {1, total_k, Hkv, Dv}
   std::span<const std::int32_t> starts;  ///< B + 1 offsets
 };
 

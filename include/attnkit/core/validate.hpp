@@ -10,6 +10,7 @@
 
 #include "attnkit/core/context.hpp"
 #include "attnkit/core/errors.hpp"
+#include "attnkit/core/quant.hpp"
 #include "attnkit/core/tensor_view.hpp"
 
 namespace attnkit::detail {
@@ -43,6 +44,14 @@ inline byte_range range_of(const float* p, index_t n) noexcept {
   const auto b = reinterpret_cast<std::uintptr_t>(p);
   return {b, b + static_cast<std::uintptr_t>(n) * sizeof(float)};
 }
+
+/// A quantized view's values (its scales: scales_range_of; plain views have none).
+template <class E>
+byte_range range_of(const quantized<E>& v) noexcept { return range_of(v.values); }
+template <class T>
+byte_range scales_range_of(const tensor_view<T>&) noexcept { return {}; }
+template <class E>
+byte_range scales_range_of(const quantized<E>& v) noexcept { return range_of(v.scales); }
 
 /// Largest extent of any axis and largest |query_offset|: positions (i + offset, j, their
 /// differences and window bounds) then stay far from the 64-bit limits, so no mask or score
@@ -120,6 +129,36 @@ void check_distinct_elements(const char* fn, const char* name, const tensor_view
   }
 }
 
+/// A quantized view: values and scales are valid views and the scales' shape matches the
+/// values' (quant.hpp): {B, S, H, 1} (qint8), {B, S, H, D / 32} (qint4, D = 2 x values' dim, a
+/// multiple of 32), {B, ceil(S / block), H, D} (qint8_channel, block >= 1).
+template <class E>
+void check_view(const char* fn, const char* name, const quantized<E>& v) {
+  using Tr = typename quantized<E>::traits;
+  check_view(fn, (std::string(name) + ".values").c_str(), v.values);
+  check_view(fn, (std::string(name) + ".scales").c_str(), v.scales);
+  const index_t D = v.dim();
+  if constexpr (Tr::group > 1)
+    if (D % Tr::group != 0)
+      fail(fn, name, ".values: expected ", Tr::name, " rows of a multiple of ", Tr::group, " values (dim ",
+           Tr::group / Tr::per_byte, " x k bytes), got ", v.values.dim(), " bytes = ", D, " values");
+  if constexpr (Tr::by_channel)
+    if (v.block < 1) fail(fn, name, ".block: expected >= 1 rows per scale row, got ", v.block);
+  const index_t S = Tr::by_channel ? (v.seq() + v.block - 1) / v.block : v.seq();
+  const index_t nd = Tr::group == 0 ? 1 : D / Tr::group;
+  const auto& e = v.scales.extents;
+  if (e[0] != v.batch() || e[1] != S || e[2] != v.heads() || e[3] != nd)
+    fail(fn, name, ".scales: expected {", v.batch(), ", ", S, ", ", v.heads(), ", ", nd, "} (", Tr::name,
+         Tr::by_channel ? ": one scale per channel per block of rows, from the values' shape)"
+                        : " scales for values of that shape)",
+         ", got {", e[0], ", ", e[1], ", ", e[2], ", ", e[3], "}");
+}
+template <class E>
+void check_distinct_elements(const char* fn, const char* name, const quantized<E>& v) {
+  check_distinct_elements(fn, (std::string(name) + ".values").c_str(), v.values);
+  check_distinct_elements(fn, (std::string(name) + ".scales").c_str(), v.scales);
+}
+
 inline void check_extent(const char* fn, const char* name, const char* axis, index_t expected, index_t got,
                          const char* from) {
   if (expected != got) fail(fn, name, ": expected ", axis, " ", expected, " (", from, "), got ", got);
@@ -128,8 +167,8 @@ inline void check_extent(const char* fn, const char* name, const char* axis, ind
 /// What every layout shares once q, k, v and out are known (kname / vname: how the entry point
 /// names K and V): heads and dims agree, GQA divides, out has q's rows and v's dim, addresses
 /// each element once and no operand's memory.
-template <class TQ, class TK, class TV>
-void check_heads_and_out(const char* fn, const tensor_view<TQ>& q, const tensor_view<TK>& k, const tensor_view<TV>& v,
+template <class TQ, class K, class V>
+void check_heads_and_out(const char* fn, const tensor_view<TQ>& q, const K& k, const V& v,
                          const tensor_view<float>& o, const char* kname = "k", const char* vname = "v") {
   check_extent(fn, vname, "heads", k.heads(), v.heads(), "k's heads");
   check_extent(fn, kname, "dim", q.dim(), k.dim(), "q's dim");
@@ -144,12 +183,14 @@ void check_heads_and_out(const char* fn, const tensor_view<TQ>& q, const tensor_
   if (ro.overlaps(range_of(q))) fail(fn, "out: expected memory disjoint from q, got an overlapping view");
   if (ro.overlaps(range_of(k))) fail(fn, "out: expected memory disjoint from ", kname, ", got an overlapping view");
   if (ro.overlaps(range_of(v))) fail(fn, "out: expected memory disjoint from ", vname, ", got an overlapping view");
+  if (ro.overlaps(scales_range_of(k)) || ro.overlaps(scales_range_of(v)))
+    fail(fn, "out: expected memory disjoint from the scales of ", kname, " and ", vname, ", got an overlapping view");
 }
 
 /// Shapes of an attention call: Q [B,Sq,Hq,Dk], K [B,Sk,Hkv,Dk], V [B,Sk,Hkv,Dv], O [B,Sq,Hq,Dv].
-template <class TQ, class TK, class TV>
-problem_dims check_attention(const char* fn, const tensor_view<TQ>& q, const tensor_view<TK>& k,
-                             const tensor_view<TV>& v, const tensor_view<float>& o) {
+template <class TQ, class K, class V>
+problem_dims check_attention(const char* fn, const tensor_view<TQ>& q, const K& k, const V& v,
+                             const tensor_view<float>& o) {
   check_view(fn, "q", q);
   check_view(fn, "k", k);
   check_view(fn, "v", v);

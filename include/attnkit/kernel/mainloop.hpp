@@ -206,6 +206,12 @@ struct attention_call {
     if constexpr (std::is_same_v<std::remove_cv_t<T>, float>) {
       ld = t.ld();
       return t.row(b, j0, hk);
+    } else if constexpr (quantized_type<std::remove_cv_t<T>>) {
+      // A tile never leaves a run of rows at one stride (for_each_tile), so rows() covers it.
+      const index_t D = t.dim();
+      simd::dequant_rows<Arch>(t.rows(b, j0, hk), nk, D, conv, D);
+      ld = D;
+      return conv;
     } else {
       const index_t D = t.dim();
       for (index_t j = 0; j < nk; ++j) simd::widen_n<Arch>(t.row(b, j0 + j, hk), conv + j * D, D);
@@ -246,7 +252,7 @@ struct attention_call {
         prefetch_rows(k.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TK>>(d.dk), next), k.ld(), d.dk);
         prefetch_rows(v.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), next), v.ld(), d.dv);
       }
-      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.row(b, j0, hk), k.ld(), st, rows_p, run);
+      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.rows(b, j0, hk), st, rows_p, run);
     } else if (pairs) {
       if constexpr (bf16_inputs)
         simd::gemm_bf16<Arch>(nk, rows_p, d.dk, k.row(b, j0, hk), k.ld(), 2, reinterpret_cast<const bf16*>(ws + off_qt),
@@ -356,15 +362,16 @@ struct attention_call {
       scores(ws, b, hk, q0, nq, j0, nk, cls);
       a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
       if (eng == engine::decode) {
-        const auto* vp = v.row(b, j0, hk);
-        // A tile whose V holds NaN / Inf takes the variant where zero weights (masked keys) skip
-        // their value: bitwise the same result elsewhere, and garbage never reaches a row.
-        if (simd::all_finite<Arch>(vp, nk, d.dv, v.ld()))
-          simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.ld(), ws + off_ot, d.dv,
-                                ws + off_alpha, v.run(j0));
+        const auto vp = v.rows(b, j0, hk);
+        // A tile whose V holds NaN / Inf (quantized: a scale that is not finite) takes the variant
+        // where zero weights (masked keys) skip their value: bitwise the same result elsewhere,
+        // and garbage never reaches a row.
+        if (simd::all_finite_kv<Arch>(vp, nk, d.dv))
+          simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ws + off_ot, d.dv, ws + off_alpha,
+                                v.run(j0));
         else
-          simd::axpy_rows<Arch, std::remove_cv_t<TV>, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, v.ld(),
-                                                            ws + off_ot, d.dv, ws + off_alpha, v.run(j0));
+          simd::axpy_rows<Arch, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ws + off_ot, d.dv, ws + off_alpha,
+                                      v.run(j0));
         return;
       }
       if constexpr (bf16_inputs)
@@ -540,9 +547,11 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
   static_assert(arch_tag<Arch>, "attnkit: Arch must be an xsimd architecture (e.g. xsimd::avx2) or attnkit::scalar");
   static_assert(!simd::bf16_dot_arch<Arch> || ATTNKIT_WITH_AVX512BF16,
                 "attnkit: attnkit::avx512bf16 code must be compiled with -mavx512bf16 and the AVX-512 BW flags");
-  static_assert(element_type<std::remove_cv_t<TQ>> && element_type<std::remove_cv_t<TK>> &&
-                    element_type<std::remove_cv_t<TV>>,
-                "attnkit: q, k and v elements must be float, attnkit::bf16 or attnkit::fp16");
+  static_assert(element_type<std::remove_cv_t<TQ>> &&
+                    (element_type<std::remove_cv_t<TK>> || quantized_type<std::remove_cv_t<TK>>) &&
+                    (element_type<std::remove_cv_t<TV>> || quantized_type<std::remove_cv_t<TV>>),
+                "attnkit: q, k and v elements must be float, attnkit::bf16 or attnkit::fp16 (k and v may also be "
+                "quantized views: attnkit::qint8, qint4, qint8_channel)");
   const auto a = resolve_args(args...);
   using A = std::remove_cvref_t<decltype(a)>;
   if constexpr (!decltype(a.norm)::has_lse)

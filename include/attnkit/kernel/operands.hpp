@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 #include "attnkit/core/batch.hpp"
 #include "attnkit/core/validate.hpp"
+#include "attnkit/simd/quant.hpp"
 
 namespace attnkit::detail {
 
@@ -31,7 +33,52 @@ struct row_source {
   index_t ld() const noexcept { return t.strides[1]; }
   index_t run(index_t j) const noexcept { return table ? page - j % page : max_extent; }
   index_t dim() const noexcept { return t.dim(); }
+  /// Rows [j, j + run(j)) as the decode kernels read them.
+  simd::kv_rows<std::remove_cv_t<T>> rows(index_t b, index_t j, index_t h) const noexcept { return {row(b, j, h), ld()}; }
 };
+
+/// A quantized operand: the same addressing for the values, and for the scales (core/quant.hpp)
+/// the scale row of each row (by channel: of its block of rows of the seq axis, or of the page).
+template <class T>
+  requires quantized_type<std::remove_cv_t<T>>
+struct row_source<T> {
+  using E = std::remove_cv_t<T>;
+  quantized<T> t;
+  const std::int32_t* start = nullptr;
+  const std::int32_t* table = nullptr;
+  index_t table_stride = 0, page = 0;
+
+  // (batch or page, seq index) of row j of sequence b.
+  std::pair<index_t, index_t> where(index_t b, index_t j) const noexcept {
+    if (table) return {table[b * table_stride + j / page], j % page};
+    if (start) return {0, start[b] + j};
+    return {b, j};
+  }
+  T* row(index_t b, index_t j, index_t h) const noexcept {
+    const auto [bi, si] = where(b, j);
+    return t.values.row(bi, si, h);
+  }
+  index_t ld() const noexcept { return t.values.strides[1]; }
+  index_t run(index_t j) const noexcept { return table ? page - j % page : max_extent; }
+  index_t dim() const noexcept { return t.dim(); }
+  simd::kv_rows<E> rows(index_t b, index_t j, index_t h) const noexcept {
+    const auto [bi, si] = where(b, j);
+    const index_t blk = quant_traits<E>::by_channel ? t.block : 1;
+    const simd::scale_rows s{t.scales.row(bi, si / blk, h), t.scales.strides[1], blk, si % blk};
+    return {t.values.row(bi, si, h), ld(), s, 0};
+  }
+};
+
+/// A by-channel quantized page pool: blocks of rows must not straddle pages.
+template <class K>
+void check_page_blocks(const char*, const char*, const K&) {}
+template <class E>
+  requires quant_traits<std::remove_cv_t<E>>::by_channel
+void check_page_blocks(const char* fn, const char* name, const quantized<E>& k) {
+  if (k.block >= 1 && k.seq() % k.block != 0)
+    fail(fn, name, ".block: expected a divisor of the page size ", k.seq(), " (scale blocks within pages), got ",
+         k.block);
+}
 
 /// Everything the mainloop needs to know about the operands, validated.
 template <class TQ, class TK, class TV>
@@ -60,11 +107,12 @@ struct operands {
   }
 };
 
-/// Strided q [B,Sq,Hq,Dk], k [B,Sk,Hkv,Dk], v [B,Sk,Hkv,Dv], out [B,Sq,Hq,Dv].
-template <class TQ, class TK, class TV>
-operands<TQ, TK, TV> make_operands(const char* fn, tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v,
-                                   tensor_view<float> o) {
-  operands<TQ, TK, TV> r;
+/// Strided q [B,Sq,Hq,Dk], k [B,Sk,Hkv,Dk], v [B,Sk,Hkv,Dv], out [B,Sq,Hq,Dv]; k and v are
+/// tensor_views or quantized views.
+template <class TQ, kv_operand K, kv_operand V>
+operands<TQ, kv_elem_t<K>, kv_elem_t<V>> make_operands(const char* fn, tensor_view<TQ> q, const K& k, const V& v,
+                                                       tensor_view<float> o) {
+  operands<TQ, kv_elem_t<K>, kv_elem_t<V>> r;
   r.d = check_attention(fn, q, k, v, o);
   r.q.t = q, r.k.t = k, r.v.t = v, r.o.t = o;
   r.ranges[0] = range_of(q), r.ranges[1] = range_of(k), r.ranges[2] = range_of(v), r.ranges[3] = range_of(o);
@@ -90,9 +138,9 @@ void check_single_batch(const char* fn, const char* name, const tensor_view<T>& 
 }
 
 /// Shared by every batched layout: heads, dims, output shape and memory, once q and K/V are known.
-template <class TQ, class TK, class TV>
-void finish_batched(const char* fn, operands<TQ, TK, TV>& r, const tensor_view<TQ>& q, const tensor_view<TK>& k,
-                    const tensor_view<TV>& v, const tensor_view<float>& o, const char* kname, const char* vname) {
+template <class TQ, class TK, class TV, class K, class V>
+void finish_batched(const char* fn, operands<TQ, TK, TV>& r, const tensor_view<TQ>& q, const K& k, const V& v,
+                    const tensor_view<float>& o, const char* kname, const char* vname) {
   check_view(fn, "out", o);
   check_heads_and_out(fn, q, k, v, o, kname, vname);
   r.ranges[0] = range_of(q), r.ranges[1] = range_of(k), r.ranges[2] = range_of(v), r.ranges[3] = range_of(o);
@@ -141,6 +189,8 @@ auto make_operands(const char* fn, const Q& qs, const paged_kv<TK, TV>& kv, tens
   const index_t B = query_batch(fn, qs, sq);
   check_view(fn, "kv.k_pages", kv.k_pages);
   check_view(fn, "kv.v_pages", kv.v_pages);
+  check_page_blocks(fn, "kv.k_pages", kv.k_pages);
+  check_page_blocks(fn, "kv.v_pages", kv.v_pages);
   const index_t pages = kv.k_pages.batch(), ps = kv.k_pages.seq();
   check_extent(fn, "kv.v_pages", "pages (batch)", pages, kv.v_pages.batch(), "k_pages");
   check_extent(fn, "kv.v_pages", "page size (seq)", ps, kv.v_pages.seq(), "k_pages");

@@ -64,8 +64,8 @@ void sink_call(const attention_sinks& sinks, Call&& call, Args&&... args) {
 /// or sliding_window::from_total(W) for "W tokens including the current one", as Mistral and
 /// Gemma mean it; FlashAttention's window_size = (left, right) is sliding_window{left, right}).
 /// Keys outside every query's window in a tile are never read.
-template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
-void sliding_window_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
+template <class Arch = default_arch, class TQ, detail::kv_operand K, detail::kv_operand V, class... Args>
+void sliding_window_attention(tensor_view<TQ> q, const K& k, const V& v, tensor_view<float> out,
                               sliding_window window, Args&&... args) {
   detail::with_mask(window, [&](auto&&... a) { flash_attention<Arch>(q, k, v, out, a...); }, std::forward<Args>(args)...);
 }
@@ -79,8 +79,8 @@ void sliding_window_attention(const Q& q, const KV& kv, tensor_view<float> out, 
 /// Block-sparse attention: flash_attention visiting only the blocks `layout` lists (full blocks
 /// unmasked, partial ones through the layout's element mask), ANDed with a mask passed as well.
 /// Tiles follow the layout's blocks; unlisted blocks' K/V are never read.
-template <class Arch = default_arch, class TQ, class TK, class TV, class M, class... Args>
-void block_sparse_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
+template <class Arch = default_arch, class TQ, detail::kv_operand K, detail::kv_operand V, class M, class... Args>
+void block_sparse_attention(tensor_view<TQ> q, const K& k, const V& v, tensor_view<float> out,
                             const block_layout<M>& layout, Args&&... args) {
   detail::with_mask(layout, [&](auto&&... a) { flash_attention<Arch>(q, k, v, out, a...); }, std::forward<Args>(args)...);
 }
@@ -94,8 +94,8 @@ void block_sparse_attention(const Q& q, const KV& kv, tensor_view<float> out, co
 
 /// Sink-aware attention: causal flash attention with the sinks described by `sinks` (see
 /// attention_sinks). A normalizer passed as well is an error when sinks.logits is given.
-template <class Arch = default_arch, class TQ, class TK, class TV, class... Args>
-void sink_attention(tensor_view<TQ> q, tensor_view<TK> k, tensor_view<TV> v, tensor_view<float> out,
+template <class Arch = default_arch, class TQ, detail::kv_operand K, detail::kv_operand V, class... Args>
+void sink_attention(tensor_view<TQ> q, const K& k, const V& v, tensor_view<float> out,
                     const attention_sinks& sinks, Args&&... args) {
   detail::sink_call(sinks, [&](auto&&... a) { flash_attention<Arch>(q, k, v, out, a...); }, std::forward<Args>(args)...);
 }

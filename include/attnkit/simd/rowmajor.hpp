@@ -36,6 +36,7 @@
 #include "attnkit/core/types.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/convert.hpp"
+#include "attnkit/simd/quant.hpp"
 
 namespace attnkit::simd {
 
@@ -117,6 +118,15 @@ ATTNKIT_INLINE void prefetch_rows(const T* p, index_t j, index_t n, index_t ld, 
   for (index_t i = 0; i < n; ++i) prefetch_row(p, (j + i) * ld, len);
 }
 
+/// Prefetch rows [j, j + n) of a K/V tile (values only: a quantized tile's scales are a few bytes
+/// per row), len columns from the tile's first column.
+template <class T>
+ATTNKIT_INLINE void prefetch_kv(const kv_rows<T>& k, index_t j, index_t n, index_t len) noexcept {
+  const auto* base = reinterpret_cast<const char*>(k.p + stored_offset<T>(k.c0));
+  const index_t ld = k.ld * static_cast<index_t>(sizeof(T));
+  for (index_t i = 0; i < n; ++i) prefetch_row(base, (j + i) * ld, row_bytes<T>(len));
+}
+
 // ---- dot_rows ---------------------------------------------------------------------------------
 
 /// Lane i of the result = horizontal sum of rows[i], i < width. xsimd::haddp, except on AVX-512:
@@ -160,25 +170,41 @@ struct lane_sums<Arch> {
 
 /// RB rows x NK keys, kv <= NK of them valid (the others re-read the last valid key; not stored).
 template <class Arch, class TK, int RB, int NK>
-ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q, index_t ldq,
-                             const TK* ATTNKIT_RESTRICT k, index_t ldk, float* ATTNKIT_RESTRICT st,
-                             index_t lds) noexcept {
+ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q, index_t ldq, const kv_rows<TK>& k,
+                             float* ATTNKIT_RESTRICT st, index_t lds) noexcept {
   using V = vec<Arch>;
   using Reg = typename V::reg;
   constexpr int W = V::width;
   constexpr int A = RB * NK;
   static_assert(W == 1 || A <= W, "dot_tile: one lane_sums reduces at most `width` accumulators");
   const float* qp[RB];
-  const TK* kp[NK];
+  kv_row<TK> kp[NK];
   ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) qp[r] = q + r * ldq;
-  ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) kp[j] = k + (j < kv ? j : kv - 1) * ldk;
+  ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) kp[j] = row_at(k, j < kv ? j : kv - 1);
   Reg acc[A];
   ATTNKIT_UNROLL for (int i = 0; i < A; ++i) acc[i] = V::zero();
   index_t c = 0;
+  if constexpr (std::is_same_v<TK, qint4> && W > 1) {
+    // Whole groups of 32 (d % 32 == 0): the nibble half and the group scale of each vector are
+    // known at compile time (kv_load_q4), one scale broadcast per key and group.
+    for (; c + 32 <= d; c += 32)
+      ATTNKIT_UNROLL for (int h = 0; h < 32 / W; ++h) {
+        Reg kr[NK];
+        ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
+          kr[j] = kv_load_q4<Arch>(kp[j], c, h);
+          if constexpr (RB > 1) pin(kr[j]);
+        }
+        ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
+          Reg qr = V::load(qp[r] + c + h * W);
+          if constexpr (NK > 1) pin(qr);
+          ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) acc[j * RB + r] = V::fma(qr, kr[j], acc[j * RB + r]);
+        }
+      }
+  }
   for (; c + W <= d; c += W) {
     Reg kr[NK];
     ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
-      kr[j] = load_widen<Arch>(kp[j] + c);
+      kr[j] = kv_load<Arch>(kp[j], c);
       if constexpr (RB > 1) pin(kr[j]);
     }
     ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
@@ -191,16 +217,22 @@ ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q,
     if (c < d) {
       const int n = static_cast<int>(d - c);
       Reg kr[NK];
-      ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) kr[j] = load_widen_n<Arch>(kp[j] + c, n);
+      ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) kr[j] = kv_load_n<Arch>(kp[j], c, n);
       ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
         const Reg qr = load_widen_n<Arch>(qp[r] + c, n);
         ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) acc[j * RB + r] = V::fma(qr, kr[j], acc[j * RB + r]);
       }
     }
   }
+  // qint8: the row's scale multiplies the score (q . s k8 = s (q . k8)).
+  float f[NK];
+  ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) f[j] = row_scaled<TK> ? kv_factor(kp[j]) : 1.f;
   if constexpr (W == 1) {
     for (int j = 0; j < kv; ++j)
-      ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) st[j * lds + r] = acc[j * RB + r];
+      ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
+        if constexpr (row_scaled<TK>) st[j * lds + r] = acc[j * RB + r] * f[j];
+        else st[j * lds + r] = acc[j * RB + r];
+      }
   } else {
     Reg rows[W];
     ATTNKIT_UNROLL for (int i = 0; i < W; ++i) rows[i] = i < A ? acc[i] : V::zero();
@@ -208,32 +240,35 @@ ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q,
     alignas(64) float t[W];
     s.store_aligned(t);
     for (int j = 0; j < kv; ++j)
-      ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) st[j * lds + r] = t[j * RB + r];
+      ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
+        if constexpr (row_scaled<TK>) st[j * lds + r] = t[j * RB + r] * f[j];
+        else st[j * lds + r] = t[j * RB + r];
+      }
   }
 }
 
 /// The last rem (0 < rem < NK) keys of a chunk: the narrowest power-of-two tile that holds them.
 template <class Arch, class TK, int RB, int NK>
-ATTNKIT_INLINE void dot_key_tail(int rem, index_t d, const float* q, index_t ldq, const TK* k, index_t ldk,
-                                 float* st, index_t lds) noexcept {
+ATTNKIT_INLINE void dot_key_tail(int rem, index_t d, const float* q, index_t ldq, const kv_rows<TK>& k, float* st,
+                                 index_t lds) noexcept {
   if constexpr (NK > 1) {
-    if (rem <= NK / 2) return dot_key_tail<Arch, TK, RB, NK / 2>(rem, d, q, ldq, k, ldk, st, lds);
+    if (rem <= NK / 2) return dot_key_tail<Arch, TK, RB, NK / 2>(rem, d, q, ldq, k, st, lds);
   }
-  dot_tile<Arch, TK, RB, NK>(rem, d, q, ldq, k, ldk, st, lds);
+  dot_tile<Arch, TK, RB, NK>(rem, d, q, ldq, k, st, lds);
 }
 
 /// RB rows against kc keys (kc <= dot_acc).
 template <class Arch, class TK, int RB>
-void dot_block(int kc, index_t d, const float* q, index_t ldq, const TK* k, index_t ldk, float* st,
-               index_t lds, index_t pf) noexcept {
+void dot_block(int kc, index_t d, const float* q, index_t ldq, const kv_rows<TK>& k, float* st, index_t lds,
+               index_t pf) noexcept {
   constexpr int NK = rm_blocking<Arch>::dot_acc / RB;
   int j = 0;
   for (; j + NK <= kc; j += NK) {
-    if (pf) prefetch_rows(k, j + pf, NK, ldk, d);
-    dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k + j * ldk, ldk, st + j * lds, lds);
+    if (pf) prefetch_kv(k, j + pf, NK, d);
+    dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k.shift(j), st + j * lds, lds);
   }
-  if (pf && j < kc) prefetch_rows(k, j + pf, kc - j, ldk, d);
-  if (j < kc) dot_key_tail<Arch, TK, RB, NK>(kc - j, d, q, ldq, k + j * ldk, ldk, st + j * lds, lds);
+  if (pf && j < kc) prefetch_kv(k, j + pf, kc - j, d);
+  if (j < kc) dot_key_tail<Arch, TK, RB, NK>(kc - j, d, q, ldq, k.shift(j), st + j * lds, lds);
 }
 
 // ---- axpy_rows --------------------------------------------------------------------------------
@@ -242,28 +277,33 @@ void dot_block(int kc, index_t d, const float* q, index_t ldq, const TK* k, inde
 /// alpha == nullptr: o += acc, else o = fma(o, alpha[r], acc).
 template <class Arch, class TV, int RB, int CB, bool Tail, bool Skip0>
 ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRICT p, index_t ldp,
-                              const TV* ATTNKIT_RESTRICT v, index_t ldv, float* ATTNKIT_RESTRICT o, index_t ldo,
-                              const float* alpha, index_t pf) noexcept {
+                              const kv_rows<TV>& v, float* ATTNKIT_RESTRICT o, index_t ldo, const float* alpha,
+                              index_t pf) noexcept {
   using V = vec<Arch>;
   using Reg = typename V::reg;
   constexpr int W = V::width;
   Reg acc[RB][CB];
   ATTNKIT_UNROLL for (int r = 0; r < RB; ++r)
     ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) acc[r][b] = V::zero();
+  [[maybe_unused]] const bool q4_aligned = v.c0 % 32 == 0;
   for (index_t j = 0; j < nk; ++j) {
-    const TV* vj = v + j * ldv;
+    const kv_row<TV> vj = row_at(v, j);
     const float* pj = p + j * ldp;
-    if (pf) prefetch_row(vj, pf * ldv, (CB - 1) * W + (Tail ? nlast : W));
+    if (pf) prefetch_kv(v, j + pf, 1, (CB - 1) * W + (Tail ? nlast : W));
     Reg vr[CB];
     ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) {
-      if (Tail && b == CB - 1) vr[b] = load_widen_n<Arch>(vj + b * W, nlast);
-      else vr[b] = load_widen<Arch>(vj + b * W);
+      if (Tail && b == CB - 1) vr[b] = kv_load_n<Arch>(vj, b * W, nlast);
+      else if constexpr (std::is_same_v<TV, qint4> && W > 1)  // group-aligned tile: nibble half known
+        vr[b] = q4_aligned ? kv_load_q4<Arch>(vj, b * W / 32 * 32, (b * W % 32) / W) : kv_load<Arch>(vj, b * W);
+      else vr[b] = kv_load<Arch>(vj, b * W);
       if constexpr (RB > 1) pin(vr[b]);
     }
+    // qint8: the row's scale multiplies the weight (p s) instead of every value.
+    const float f = row_scaled<TV> ? kv_factor(vj) : 1.f;
     ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
       if constexpr (Skip0)  // a zero weight skips its key: bitwise the same as fma(0, v, acc) for finite v
         if (pj[r] == 0.f) continue;
-      Reg x = V::set1(pj[r]);
+      Reg x = V::set1(row_scaled<TV> ? pj[r] * f : pj[r]);
       if constexpr (CB > 1) pin(x);
       ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) acc[r][b] = V::fma(x, vr[b], acc[r][b]);
     }
@@ -285,92 +325,110 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
 
 /// The last nv (0 < nv < CB) vectors of columns, nlast lanes valid in the last one.
 template <class Arch, class TV, int RB, int CB, bool Skip0>
-ATTNKIT_INLINE void axpy_col_tail(int nv, int nlast, index_t nk, const float* p, index_t ldp, const TV* v,
-                                  index_t ldv, float* o, index_t ldo, const float* alpha, index_t pf) noexcept {
+ATTNKIT_INLINE void axpy_col_tail(int nv, int nlast, index_t nk, const float* p, index_t ldp, const kv_rows<TV>& v,
+                                  float* o, index_t ldo, const float* alpha, index_t pf) noexcept {
   if constexpr (CB > 1) {
-    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, ldv, o, ldo, alpha, pf);
+    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, o, ldo, alpha, pf);
   }
-  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha, pf);
-  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, ldv, o, ldo, alpha, pf);
+  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf);
+  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf);
 }
 
 /// RB rows, ncols columns (one column block), nk keys.
 template <class Arch, class TV, int RB, bool Skip0>
-void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
+void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const kv_rows<TV>& v, float* o,
                 index_t ldo, const float* alpha, index_t pf) noexcept {
   constexpr int W = vec<Arch>::width;
   constexpr int CB = rm_blocking<Arch>::axpy_cb(RB);
   index_t c = 0;
   for (; c + CB * W <= ncols; c += CB * W)
-    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v + c, ldv, o + c, ldo, alpha, pf);
+    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v.cols(c), o + c, ldo, alpha, pf);
   if (c < ncols) {
     const index_t rem = ncols - c;
     const int nv = static_cast<int>((rem + W - 1) / W);
     const int nlast = static_cast<int>(rem - (nv - 1) * W);
-    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v + c, ldv, o + c, ldo, alpha, pf);
+    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v.cols(c), o + c, ldo, alpha, pf);
   }
 }
 
 }  // namespace rowmajor_detail
 
 /// S^T[j * lds + r] = sum_{c < d} q[r * ldq + c] * float(k[j * ldk + c])  for r < R, j < nk.
-/// R >= 1 (any size; tuned for 1..64), d >= 1, nk >= 0. TK: float, bf16 or fp16. No alignment
-/// needed. Reads q/k rows only up to element d-1; writes st rows only up to column R-1.
+/// R >= 1 (any size; tuned for 1..64), d >= 1, nk >= 0. TK: float, bf16, fp16, or (kv_rows form)
+/// a quantized type, dequantized in registers (quant.hpp; qint8: the row scale multiplies the
+/// score). No alignment needed. Reads q/k rows only up to element d-1; writes st rows only up to
+/// column R-1.
 ///
 /// pf_rows: rows of k from k[0] at stride ldk that exist and may be prefetched (default: any; a
 /// paged cache passes the rows left in the page, so the look-ahead never pulls in other pages).
 template <class Arch, class TK>
-void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, const TK* k, index_t ldk, float* st,
+void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, const kv_rows<TK>& k, float* st,
               index_t lds, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
-  static_assert(element_type<TK>, "dot_rows: TK must be float, attnkit::bf16 or attnkit::fp16");
+  static_assert(element_type<TK> || quantized_type<TK>,
+                "dot_rows: TK must be float, attnkit::bf16, attnkit::fp16 or a quantized type");
   using namespace rowmajor_detail;
   constexpr int KC = rm_blocking<Arch>::dot_acc;  // keys per chunk: every row block reuses them from L1
-  const index_t pf = prefetch_keys<TK>(d);        // the first row block prefetches rows j + pf
+  const index_t pf = prefetch_keys<char>(row_bytes<TK>(d));  // the first row block prefetches rows j + pf
   for (index_t j0 = 0; j0 < nk; j0 += KC) {
     const int kc = static_cast<int>(nk - j0 < KC ? nk - j0 : KC);
-    const TK* kj = k + j0 * ldk;
+    const kv_rows<TK> kj = k.shift(j0);
     float* sj = st + j0 * lds;
     const index_t pfc = j0 + kc + pf <= pf_rows ? pf : 0;  // this chunk's look-ahead stays in range
     index_t r = 0;
-    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pfc : 0);
+    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0);
     if (R - r >= 2) {
-      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pfc : 0);
+      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0);
       r += 2;
     }
-    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, ldk, sj + r, lds, r == 0 ? pfc : 0);
+    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0);
   }
+}
+template <class Arch, class TK>
+void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, const TK* k, index_t ldk, float* st,
+              index_t lds, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
+  static_assert(element_type<TK>, "dot_rows: TK must be float, attnkit::bf16 or attnkit::fp16");
+  dot_rows<Arch>(R, nk, d, q, ldq, kv_rows<TK>{k, ldk}, st, lds, pf_rows);
 }
 
 /// o[r * ldo + c] = alpha[r] * o[r * ldo + c] + sum_{j < nk} p[j * ldp + r] * float(v[j * ldv + c])
 /// for r < R, c < dv. alpha == nullptr means alpha = 1. nk == 0 just scales o. o must be finite
-/// where alpha is 0 (0 * NaN is NaN). R >= 1, dv >= 1. TV: float, bf16 or fp16. No alignment
-/// needed. Reads v rows only up to element dv-1, p rows only up to column R-1. Skip0: a weight of
-/// exactly 0 skips its key, so NaN / Inf in v there (masked cache slots) contribute nothing.
-/// pf_rows: as for dot_rows.
-template <class Arch, class TV, bool Skip0 = false>
-void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
+/// where alpha is 0 (0 * NaN is NaN). R >= 1, dv >= 1. TV: float, bf16, fp16 or (kv_rows form) a
+/// quantized type (qint8: the row scale multiplies the weight, p s, once per key and row). No
+/// alignment needed. Reads v rows only up to element dv-1, p rows only up to column R-1. Skip0: a
+/// weight of exactly 0 skips its key (before any scale is applied), so NaN / Inf in v or its
+/// scales there (masked cache slots) contribute nothing. pf_rows: as for dot_rows.
+template <class Arch, bool Skip0 = false, class TV>
+void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, const kv_rows<TV>& v, float* o,
                index_t ldo, const float* alpha, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
-  static_assert(element_type<TV>, "axpy_rows: TV must be float, attnkit::bf16 or attnkit::fp16");
+  static_assert(element_type<TV> || quantized_type<TV>,
+                "axpy_rows: TV must be float, attnkit::bf16, attnkit::fp16 or a quantized type");
   using namespace rowmajor_detail;
   constexpr index_t CW = rm_blocking<Arch>::axpy_cols;
-  const index_t pf = prefetch_keys<TV>(dv);  // the first row block prefetches rows j + pf
+  const index_t pf = prefetch_keys<char>(row_bytes<TV>(dv));  // the first row block prefetches rows j + pf
   for (index_t j0 = 0; j0 < nk || j0 == 0; j0 += kKeyChunk) {
     const index_t kc = nk - j0 < kKeyChunk ? nk - j0 : kKeyChunk;
     const float* pj = p + j0 * ldp;
-    const TV* vj = v + j0 * ldv;
+    const kv_rows<TV> vj = v.shift(j0);
     const float* a = j0 == 0 ? alpha : nullptr;  // later chunks add to the already scaled o
     const index_t pfc = j0 + kc + pf <= pf_rows ? pf : 0;
     for (index_t c0 = 0; c0 < dv; c0 += CW) {
       const index_t nc = dv - c0 < CW ? dv - c0 : CW;
+      const kv_rows<TV> vc = vj.cols(c0);
       index_t r = 0;
-      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
+      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
       if (R - r >= 2) {
-        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
+        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
         r += 2;
       }
-      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vj + c0, ldv, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
+      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
     }
   }
+}
+template <class Arch, class TV, bool Skip0 = false>
+void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
+               index_t ldo, const float* alpha, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
+  static_assert(element_type<TV>, "axpy_rows: TV must be float, attnkit::bf16 or attnkit::fp16");
+  axpy_rows<Arch, Skip0>(R, nk, dv, p, ldp, kv_rows<TV>{v, ldv}, o, ldo, alpha, pf_rows);
 }
 
 }  // namespace attnkit::simd
