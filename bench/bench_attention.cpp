@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -275,27 +276,22 @@ void bm_bf16_dot_ceiling(benchmark::State& state, int threads) {
 
 const bool registered = [] {
   const int H = 8;
-  for (int n : {512, 1024, 2048, 4096, 8192})
-    for (int d : {64, 128})
-      for (int t : {1, 2})
-        for (kernel k : {kernel::flash_causal, kernel::flash, kernel::dense, kernel::eigen, kernel::eigen_causal}) {
-          const std::string name = std::string("BM_") + name_of(k) + "/N:" + std::to_string(n) +
-                                   "/d:" + std::to_string(d) + "/threads:" + std::to_string(t);
-          benchmark::RegisterBenchmark(name.c_str(), bm_attention, k, shape{n, n, H, H, d}, t)
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond);
-        }
-  for (int n : {1024, 4096})
-    for (int d : {64, 128})
-      for (int t : {1, 2})
-        for (kernel k : {kernel::flash_bf16, kernel::flash_bf16_causal, kernel::flash_bf16_pairs,
-                         kernel::flash_bf16_pairs_causal}) {
-          const std::string name = std::string("BM_") + name_of(k) + "/N:" + std::to_string(n) +
-                                   "/d:" + std::to_string(d) + "/threads:" + std::to_string(t);
-          benchmark::RegisterBenchmark(name.c_str(), bm_attention, k, shape{n, n, H, H, d}, t)
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond);
-        }
+  const auto prefill = [&](std::initializer_list<int> ns, std::initializer_list<kernel> ks) {
+    for (int n : ns)
+      for (int d : {64, 128})
+        for (int t : {1, 2})
+          for (kernel k : ks) {
+            const std::string name = std::string("BM_") + name_of(k) + "/N:" + std::to_string(n) +
+                                     "/d:" + std::to_string(d) + "/threads:" + std::to_string(t);
+            benchmark::RegisterBenchmark(name.c_str(), bm_attention, k, shape{n, n, H, H, d}, t)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+          }
+  };
+  prefill({512, 1024, 2048, 4096, 8192},
+          {kernel::flash_causal, kernel::flash, kernel::dense, kernel::eigen, kernel::eigen_causal});
+  prefill({1024, 4096}, {kernel::flash_bf16, kernel::flash_bf16_causal, kernel::flash_bf16_pairs,
+                         kernel::flash_bf16_pairs_causal});
   for (int t : {1, 2})
     benchmark::RegisterBenchmark(("BM_bf16_dot_ceiling/threads:" + std::to_string(t)).c_str(), bm_bf16_dot_ceiling, t)
         ->UseRealTime();
