@@ -408,6 +408,35 @@ TEST(Quant, Paged) {
   check_paged<qint8, qint8_channel>(32, 8, 4, causal{});
 }
 
+// Ragged keys (varlen_kv) in one packed quantized tensor: each sequence against the reference on
+// its own dequantized rows (by-channel blocks are over the packed rows and may straddle sequences).
+TEST(Quant, Varlen) {
+  ATTNKIT_REQUIRE_ARCH();
+  const index_t hq = 8, hkv = 2, D = 64;
+  const std::vector<std::int32_t> ks = {0, 37, 37, 300}, qs = {0, 1, 2, 6};  // sequence 1 has no keys
+  const index_t total = ks.back();
+  auto src_k = make_tensor<float>(1, total, hkv, D, layout::bshd, 41), src_v = make_tensor<float>(1, total, hkv, D, layout::bshd, 42);
+  auto kq = make_qtensor<qint8_channel>(1, total, hkv, D, layout::bshd, 16);
+  auto vq = make_qtensor<qint4>(1, total, hkv, D, layout::bshd);
+  append_kv(kq.view, vq.view, 0, src_k.cview(), src_v.cview());
+  auto q = make_tensor<float>(1, qs.back(), hq, D, layout::bshd, 43);
+  std::vector<float> o(qs.back() * hq * D, 1234.f);
+  flash_attention<Arch>(varlen<const float>{q.cview(), qs}, varlen_kv<const qint8_channel, const qint4>{kq.cview(), vq.cview(), ks},
+                        bshd(o.data(), 1, qs.back(), hq, D), causal{});
+  const auto kd = dequantized<qint8_channel>(kq.cview()), vd = dequantized<qint4>(vq.cview());
+  for (std::size_t b = 0; b + 1 < ks.size(); ++b) {
+    SCOPED_TRACE("sequence " + std::to_string(b));
+    const index_t n = ks[b + 1] - ks[b], m = qs[b + 1] - qs[b];
+    const tensor_view<const float> kb{kd.buf.data() + ks[b] * hkv * D, {1, n, hkv, D}, kd.view.strides};
+    const tensor_view<const float> vb{vd.buf.data() + ks[b] * hkv * D, {1, n, hkv, D}, vd.view.strides};
+    const tensor_view<const float> qb{q.buf.data() + qs[b] * hq * D, {1, m, hq, D}, q.view.strides};
+    const auto ref = ref::attention<double>(qb, kb, vb, causal{});
+    const auto naive = ref::attention<float>(qb, kb, vb, causal{});
+    const std::vector<float> got(o.begin() + qs[b] * hq * D, o.begin() + qs[b + 1] * hq * D);
+    expect_accurate(got, ref.o, naive.o, "O");
+  }
+}
+
 TEST(Quant, StridedMatchesPagedBitwise) {
   ATTNKIT_REQUIRE_ARCH();
   // A strided qint8 cache and the same rows in pages of 64 (tiles = pages): bitwise equal.

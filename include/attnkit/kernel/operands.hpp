@@ -132,8 +132,8 @@ inline void check_starts(const char* fn, const char* name, std::span<const std::
   if (s[n] != total) fail(fn, name, ": expected starts[B] = ", total, " (", total_from, "), got ", s[n]);
 }
 
-template <class T>
-void check_single_batch(const char* fn, const char* name, const tensor_view<T>& t) {
+template <class T>  // a tensor_view or a quantized view
+void check_single_batch(const char* fn, const char* name, const T& t) {
   if (t.batch() != 1) fail(fn, name, ": expected batch 1 (varlen rows are packed along seq), got ", t.batch());
 }
 
