@@ -152,12 +152,12 @@ bool is_pairs(kernel k) { return k == kernel::flash_bf16_pairs || k == kernel::f
 
 // The bf16 kernels: Arch is the default arch (widening) or avx512bf16 (pairs).
 template <class Arch>
-void run_bf16(const problem& p, bool causal, int threads) {
+void run_bf16(problem& p, bool causal, int threads) {
   const auto [sq, sk, hq, hkv, d] = p.s;
-  const auto q = attnkit::bshd(p.qb.data(), 1, sq, hq, d);
-  const auto k = attnkit::bshd(p.kb.data(), 1, sk, hkv, d);
-  const auto v = attnkit::bshd(p.vb.data(), 1, sk, hkv, d);
-  const auto o = attnkit::bshd(const_cast<float*>(p.o.data()), 1, sq, hq, d);
+  const auto q = attnkit::bshd(static_cast<const attnkit::bf16*>(p.qb.data()), 1, sq, hq, d);
+  const auto k = attnkit::bshd(static_cast<const attnkit::bf16*>(p.kb.data()), 1, sk, hkv, d);
+  const auto v = attnkit::bshd(static_cast<const attnkit::bf16*>(p.vb.data()), 1, sk, hkv, d);
+  const auto o = attnkit::bshd(p.o.data(), 1, sq, hq, d);
   const attnkit::openmp exec{threads};
   if (causal) attnkit::flash_attention<Arch>(q, k, v, o, attnkit::causal{}, exec);
   else attnkit::flash_attention<Arch>(q, k, v, o, exec);

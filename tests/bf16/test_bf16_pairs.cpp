@@ -14,8 +14,6 @@ using namespace attnkit::test;
 using Arch = ATTNKIT_TEST_ARCH;
 static_assert(simd::bf16_dot_arch<Arch>, "this test is built for attnkit::avx512bf16");
 
-constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
-
 // O of the naive bf16 implementation: the fp32 reference's normalized probabilities rounded to
 // bf16, times V, summed over keys in order in fp32.
 template <class... P>

@@ -34,6 +34,8 @@
 
 namespace attnkit::test {
 
+inline constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
+
 enum class layout { bshd, bhsd, cache };  // cache: [B, H, capacity, D] with capacity > S
 inline const char* name(layout l) { return l == layout::bshd ? "bshd" : l == layout::bhsd ? "bhsd" : "cache"; }
 

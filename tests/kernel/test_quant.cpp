@@ -18,8 +18,6 @@ using namespace attnkit;
 using namespace attnkit::test;
 using Arch = ATTNKIT_TEST_ARCH;
 
-constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
-
 template <class E>
 constexpr index_t per_byte = quant_traits<E>::per_byte;
 

@@ -14,8 +14,6 @@ using namespace attnkit;
 using namespace attnkit::test;
 using Arch = ATTNKIT_TEST_ARCH;
 
-constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
-
 // One sequence's own tensors: q [1, sq, Hq, D], k / v [1, sk, Hkv, D].
 template <class T>
 struct sequence {

@@ -314,20 +314,30 @@ struct attention_call {
     }
   }
 
+  // bf16 pairs: Q^T packed as bf16 pairs (row r = head r / nq, query q0 + r % nq). False when the
+  // call does not run in pairs.
+  bool pack_q_pairs(float* qt, index_t b, index_t hk, index_t q0, index_t nq) const {
+    if constexpr (bf16_inputs)
+      if (pairs) {
+        simd::pack_rows([&](index_t r) { return q.row(b, q0 + r % nq, hk * g + r / nq); }, g * nq, d.dk, rows_p,
+                        reinterpret_cast<bf16*>(qt));
+        return true;
+      }
+    return false;
+  }
+
   // Q^T (unscaled: see step_scale; padded rows zero: their results are computed and discarded), O^T = 0,
   // row states = init.
   void prologue(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
     float* qt = ws + off_qt;
-    if constexpr (bf16_inputs)
-      if (pairs)
-        simd::pack_rows([&](index_t r) { return q.row(b, q0 + r % nq, hk * g + r / nq); }, g * nq, d.dk, rows_p,
-                        reinterpret_cast<bf16*>(qt));
-    if (!pairs) std::fill(qt, qt + d.dk * rows_p, 0.f);
-    for (index_t hh = 0; hh < g && !pairs; ++hh)
-      for (index_t ii = 0; ii < nq; ++ii) {
-        const auto* src = q.row(b, q0 + ii, hk * g + hh);
-        for (index_t c = 0; c < d.dk; ++c) qt[ql.at(hh * nq + ii, c)] = to_float(src[c]);
-      }
+    if (!pack_q_pairs(qt, b, hk, q0, nq)) {
+      std::fill(qt, qt + d.dk * rows_p, 0.f);
+      for (index_t hh = 0; hh < g; ++hh)
+        for (index_t ii = 0; ii < nq; ++ii) {
+          const auto* src = q.row(b, q0 + ii, hk * g + hh);
+          for (index_t c = 0; c < d.dk; ++c) qt[ql.at(hh * nq + ii, c)] = to_float(src[c]);
+        }
+    }
     std::fill(ws + off_ot, ws + off_ot + d.dv * rows_p, 0.f);
     // decode writes S^T only for the real rows; the padding lanes the normalizer also runs on
     // must hold numbers.

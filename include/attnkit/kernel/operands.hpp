@@ -15,23 +15,33 @@
 
 namespace attnkit::detail {
 
-/// Where the head vectors of one operand live. Row j of sequence b, head h:
-///  strided: t.row(b, j, h); varlen: t.row(0, start[b] + j, h); paged: row j % page of page
-///  table[b * table_stride + j / page]. Rows [j, j + run(j)) are t.strides[1] apart.
-template <class T>
-struct row_source {
-  tensor_view<T> t;
+/// Where row j of sequence b lives on the seq axis of an operand's storage: strided (b, j); varlen
+/// (0, start[b] + j); paged: row j % page of page table[b * table_stride + j / page]. Rows
+/// [j, j + run(j)) are one seq stride apart. Shared by plain and quantized row sources.
+struct row_addressing {
   const std::int32_t* start = nullptr;
   const std::int32_t* table = nullptr;
   index_t table_stride = 0, page = 0;
 
+  /// (batch or page, seq index) of row j of sequence b.
+  std::pair<index_t, index_t> where(index_t b, index_t j) const noexcept {
+    if (table) return {table[b * table_stride + j / page], j % page};
+    if (start) return {0, start[b] + j};
+    return {b, j};
+  }
+  index_t run(index_t j) const noexcept { return table ? page - j % page : max_extent; }
+};
+
+/// The head vectors of one operand: t.row at row_addressing's place.
+template <class T>
+struct row_source : row_addressing {
+  tensor_view<T> t;
+
   T* row(index_t b, index_t j, index_t h) const noexcept {
-    if (table) return t.row(table[b * table_stride + j / page], j % page, h);
-    if (start) return t.row(0, start[b] + j, h);
-    return t.row(b, j, h);
+    const auto [bi, si] = where(b, j);
+    return t.row(bi, si, h);
   }
   index_t ld() const noexcept { return t.strides[1]; }
-  index_t run(index_t j) const noexcept { return table ? page - j % page : max_extent; }
   index_t dim() const noexcept { return t.dim(); }
   /// Rows [j, j + run(j)) as the decode kernels read them.
   simd::kv_rows<std::remove_cv_t<T>> rows(index_t b, index_t j, index_t h) const noexcept { return {row(b, j, h), ld()}; }
@@ -41,25 +51,15 @@ struct row_source {
 /// the scale row of each row (by channel: of its block of rows of the seq axis, or of the page).
 template <class T>
   requires quantized_type<std::remove_cv_t<T>>
-struct row_source<T> {
+struct row_source<T> : row_addressing {
   using E = std::remove_cv_t<T>;
   quantized<T> t;
-  const std::int32_t* start = nullptr;
-  const std::int32_t* table = nullptr;
-  index_t table_stride = 0, page = 0;
 
-  // (batch or page, seq index) of row j of sequence b.
-  std::pair<index_t, index_t> where(index_t b, index_t j) const noexcept {
-    if (table) return {table[b * table_stride + j / page], j % page};
-    if (start) return {0, start[b] + j};
-    return {b, j};
-  }
   T* row(index_t b, index_t j, index_t h) const noexcept {
     const auto [bi, si] = where(b, j);
     return t.values.row(bi, si, h);
   }
   index_t ld() const noexcept { return t.values.strides[1]; }
-  index_t run(index_t j) const noexcept { return table ? page - j % page : max_extent; }
   index_t dim() const noexcept { return t.dim(); }
   simd::kv_rows<E> rows(index_t b, index_t j, index_t h) const noexcept {
     const auto [bi, si] = where(b, j);
@@ -219,8 +219,9 @@ auto make_operands(const char* fn, const Q& qs, const paged_kv<TK, TV>& kv, tens
   r.d.batch = B, r.d.sq = sq, r.d.sk = sk;
   r.k_len = kv.lengths.data();
   r.q_start = query_starts(qs), r.total_q = q.seq();
-  r.k = {kv.k_pages, nullptr, kv.block_table.data(), kv.max_pages, ps};
-  r.v = {kv.v_pages, nullptr, kv.block_table.data(), kv.max_pages, ps};
+  const row_addressing paged{nullptr, kv.block_table.data(), kv.max_pages, ps};
+  r.k = {paged, kv.k_pages};
+  r.v = {paged, kv.v_pages};
   r.o.start = r.q.start = r.q_start;
   finish_batched(fn, r, q, kv.k_pages, kv.v_pages, o, "kv.k_pages", "kv.v_pages");
   return r;
@@ -243,8 +244,8 @@ auto make_operands(const char* fn, const varlen<TQ>& qs, const varlen_kv<TK, TV>
   r.d.batch = B, r.d.sq = sq, r.d.sk = sk;
   r.k_start = kv.starts.data();
   r.q_start = qs.starts.data(), r.total_q = qs.rows.seq();
-  r.k = {kv.k, r.k_start};
-  r.v = {kv.v, r.k_start};
+  r.k = {{r.k_start}, kv.k};
+  r.v = {{r.k_start}, kv.v};
   r.o.start = r.q.start = r.q_start;
   finish_batched(fn, r, qs.rows, kv.k, kv.v, o, "kv.k", "kv.v");
   return r;
