@@ -105,3 +105,50 @@ TEST(Decode, KeyMassAndBitwiseAcrossThreads) {
 }
 
 }  // namespace
+
+// Split decode tasks of a bshd cache interleave up to 8 KV heads tile by tile (kv_heads_per_task);
+// a bhsd cache keeps one head per task. Each head's arithmetic is its own walk either way, so the
+// two layouts and every thread count give bitwise the same output, with every kind of mask.
+TEST(Decode, HeadGroupsChangeNothing) {
+  ATTNKIT_REQUIRE_ARCH();
+  for (index_t sq : {1, 2})
+    for (auto [hq, hkv] : {std::pair<index_t, index_t>{32, 8}, {24, 6}, {20, 10}}) {
+      shape s = make_shape(sq, 5000, hq, hkv, 48, layout::bshd);
+      problem<float> a(s);
+      s.lay = layout::bhsd;
+      problem<float> b(s);
+      for (index_t i = 0; i < s.Sk; ++i)
+        for (index_t h = 0; h < hkv; ++h)
+          for (index_t c = 0; c < s.Dk; ++c) {
+            b.k.view(0, i, h, c) = a.k.view(0, i, h, c);
+            b.v.view(0, i, h, c) = a.v.view(0, i, h, c);
+          }
+      for (index_t i = 0; i < sq; ++i)
+        for (index_t h = 0; h < hq; ++h)
+          for (index_t c = 0; c < s.Dk; ++c) b.q.view(0, i, h, c) = a.q.view(0, i, h, c);
+      const auto heads = mask_fn{[](index_t, index_t h, index_t, index_t j) { return (j + 3 * h) % 7 != 0; }};
+      auto run = [&](const problem<float>& p, auto mask, int threads) {
+        output o(s);
+        flash_attention<Arch>(p.q.cview(), p.k.cview(), p.v.cview(), o.view, mask, openmp{threads});
+        return o.o;
+      };
+      auto check = [&](auto mask, const char* what) {
+        SCOPED_TRACE(std::string(what) + " Sq=" + std::to_string(sq) + " Hkv=" + std::to_string(hkv));
+        const auto first = run(a, mask, 1);
+        for (int t : {2, 3, 8}) EXPECT_EQ(first, run(a, mask, t)) << "bshd, " << t << " threads";
+        for (int t : {1, 2}) EXPECT_EQ(first, run(b, mask, t)) << "bhsd, " << t << " threads";
+      };
+      check(causal{}, "causal");
+      check(streaming_mask(4, 700), "streaming");
+      check(heads & causal{}, "per-head mask_fn");
+      if (!std::is_same_v<Arch, scalar>) {
+        std::vector<float> o(s.Sq * hq * s.Dv);
+        const auto p = plan_of<Arch>(a.q.cview(), a.k.cview(), a.v.cview(), bshd(o.data(), 1, sq, hq, s.Dv), causal{},
+                                     openmp{1});
+        EXPECT_EQ(p.kv_heads_per_task, std::min<index_t>(hkv, 8)) << p.reason;
+        const auto pb = plan_of<Arch>(b.q.cview(), b.k.cview(), b.v.cview(), bshd(o.data(), 1, sq, hq, s.Dv), causal{},
+                                      openmp{1});
+        EXPECT_EQ(pb.kv_heads_per_task, 1);
+      }
+    }
+}

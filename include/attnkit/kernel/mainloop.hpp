@@ -52,6 +52,7 @@ struct attention_plan {
   index_t kv_splits = 1;   ///< parts the keys of each (batch, KV head) are split into
   index_t split_len = 0;   ///< keys per part when kv_splits > 1
   index_t tasks = 0;       ///< executor tasks of the main pass
+  index_t kv_heads_per_task = 1;  ///< KV heads a split task interleaves tile by tile (decode)
   const char* reason = "";
 };
 
@@ -99,6 +100,9 @@ struct attention_call {
   index_t g = 0, bq = 0, n_qb = 0, block_kv = 0, rows_p = 0;
   index_t n_split = 1, split_len = 0;  // split-KV for decode shapes (flash only): parts of the longest sequence
   index_t split_kv = 0;                // the tiling's split_kv
+  static constexpr index_t max_head_group = 8;
+  index_t head_group = 1;              // KV heads per split task (decode), interleaved tile by tile
+  index_t ws_head = 0;                 // floats of one head's scratch; a worker holds head_group of them
   engine eng = engine::prefill;
   tile_layout ql, ol;                  // Q and O accumulator layouts of the engine
   bool pairs = false;                  // prefill in bf16 pairs (bf16_inputs)
@@ -106,7 +110,7 @@ struct attention_call {
 
   // Scratch layout (floats, per worker).
   index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_pb = 0, off_rng = 0, off_state = 0,
-          off_alpha = 0, off_fac = 0, total = 0;
+          off_alpha = 0, off_fac = 0, off_osave = 0, total = 0;
 
   attention_call(const operands<TQ, TK, TV>& x_, const Args& a_, float scale_, bool dense_)
       : x(x_), a(a_), d(x.d), scale(scale_), dense(dense_) {}
@@ -153,6 +157,7 @@ struct attention_call {
     off_state = take(2 * rows_p);
     off_alpha = take(rows_p);
     off_fac = take(rows_p);
+    off_osave = take(eng == engine::decode ? d.dv * rows_p : 0);
     total = at;
     // Split the keys of decode-like calls (a single q block) so that few (batch, head) groups
     // still fill every thread.
@@ -163,7 +168,19 @@ struct attention_call {
       if (x.batched())
         for (index_t b = 0; b < d.batch; ++b) n_split = std::max(n_split, splits_of(x.sk_of(b)));
     }
+    // Decode splits of a cache whose heads' rows of a position are nearer than its positions
+    // (bshd, page pools) take up to 8 KV heads each, as long as that leaves two tasks per worker.
+    // (Head-major caches gained nothing from it: each head's rows are one stream already.)
+    ws_head = align_up(total, scratch_align);
+    const auto near = [](index_t head_ld, index_t ld) { return (head_ld < 0 ? -head_ld : head_ld) < ld; };
+    if (n_split > 1 && eng == engine::decode && near(k.head_ld(), k.ld()) && near(v.head_ld(), v.ld())) {
+      const index_t want = 2 * index_t(a.exec.concurrency());
+      head_group = std::min(d.hkv, max_head_group);
+      while (head_group > 1 && d.batch * ((d.hkv + head_group - 1) / head_group) * n_split < want)
+        head_group = (head_group + 1) / 2;
+    }
   }
+  index_t worker_floats() const noexcept { return head_group * ws_head; }
 
   // Each sequence is split by its own length alone (never the thread count or the batch), so a
   // sequence of a batched call gives bitwise the result of its own call. Caches shorter than
@@ -186,7 +203,8 @@ struct attention_call {
 
   attention_plan describe() const {
     const index_t groups = d.batch * d.hkv;
-    return {eng, g * bq, bq, block_kv, n_split, split_len, n_split > 1 ? groups * n_split : groups * n_qb, reason};
+    const index_t split_tasks = d.batch * ((d.hkv + head_group - 1) / head_group) * n_split;
+    return {eng, g * bq, bq, block_kv, n_split, split_len, n_split > 1 ? split_tasks : groups * n_qb, head_group, reason};
   }
 
   head_ctx ctx(index_t b, index_t hk, index_t hh) const { return {b, hk * g + hh, x.q_offset_of(b)}; }
@@ -346,62 +364,95 @@ struct attention_call {
     for (index_t r = 0; r < rows_p; ++r) state[r] = a.norm.init();
   }
 
-  // Calls f(j0, nk, cls) for every non-empty tile of keys in [jb, je): tiles start at each of the
-  // mask's key spans (union over the group's heads), so keys no query can keep are never visited,
-  // and end at page boundaries (a tile's rows are one stride apart). dense keeps its one tile of
-  // all keys (its probabilities cover every key).
+  // The tiles of keys in [jb, je) for one (b, hk, q block), one at a time: tiles start at each of
+  // the mask's key spans (union over the group's heads), so keys no query can keep are never
+  // visited, and end at page boundaries (a tile's rows are one stride apart); empty tiles are
+  // passed over (their K and V are never touched). dense keeps its one tile of all keys (its
+  // probabilities cover every key). A walk is a cursor, so several heads' walks can be
+  // interleaved tile by tile without changing any head's tiles.
+  struct tile_walk {
+    key_spans sp;
+    int t = 0;
+    index_t j0 = 0, jb = 0, je = 0;
+  };
+  struct tile {
+    index_t j0, nk;
+    tile_class cls;
+  };
+  tile_walk walk(index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je) const {
+    tile_walk w;
+    if (dense) w.sp = key_spans::all(x.sk_of(b));
+    else
+      for (index_t hh = 0; hh < g; ++hh) w.sp = w.sp | spans_of(a.mask, ctx(b, hk, hh), q0, q0 + nq, x.sk_of(b));
+    w.jb = jb, w.je = je;
+    w.j0 = w.sp.n > 0 ? std::max(jb, w.sp.lo[0]) : je;
+    return w;
+  }
+  bool next(tile_walk& w, index_t b, index_t hk, index_t q0, index_t nq, tile& out) const {
+    while (w.t < w.sp.n) {
+      const index_t end = std::min(w.je, w.sp.hi[w.t]);
+      if (w.j0 >= end) {
+        if (++w.t < w.sp.n) w.j0 = std::max(w.jb, w.sp.lo[w.t]);
+        continue;
+      }
+      const index_t j0 = w.j0, nk = std::min({block_kv, end - j0, k.run(j0)});
+      w.j0 += nk;
+      out = {j0, nk, classify(b, hk, q0, q0 + nq, j0, j0 + nk)};
+      if (out.cls != tile_class::empty) return true;
+    }
+    return false;
+  }
   template <class F>
   void for_each_tile(index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je, F&& f) const {
-    const index_t sk = x.sk_of(b);
-    key_spans sp;
-    if (dense) sp = key_spans::all(sk);
-    else
-      for (index_t hh = 0; hh < g; ++hh) sp = sp | spans_of(a.mask, ctx(b, hk, hh), q0, q0 + nq, sk);
-    for (int t = 0; t < sp.n; ++t)
-      for (index_t j0 = std::max(jb, sp.lo[t]), end = std::min(je, sp.hi[t]), nk; j0 < end; j0 += nk) {
-        nk = std::min({block_kv, end - j0, k.run(j0)});
-        const tile_class cls = classify(b, hk, q0, q0 + nq, j0, j0 + nk);
-        if (cls != tile_class::empty) f(j0, nk, cls);  // empty: K and V of the tile are never touched
+    tile_walk w = walk(b, hk, q0, nq, jb, je);
+    for (tile t; next(w, b, hk, q0, nq, t);) f(t.j0, t.nk, t.cls);
+  }
+
+  // One tile of the mainloop: scores, normalizer step, O += P V.
+  void kv_tile(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
+    auto* state = reinterpret_cast<row_state*>(ws + off_state);
+    scores(ws, b, hk, q0, nq, j0, nk, cls);
+    a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
+    if (eng == engine::decode) {
+      const auto vp = v.rows(b, j0, hk);
+      // NaN / Inf in V (quantized: a scale) at a masked key would enter as 0 * NaN. Any
+      // non-finite contribution leaves O non-finite, so the tile is redone from a copy of O, with
+      // zero weights skipping their keys, only when O comes out non-finite: bitwise the result of
+      // checking V first (skipping a zero weight equals fma(0, v, acc) for finite v), without a
+      // pass over V that would take the tile's first DRAM misses.
+      float* ot = ws + off_ot;
+      const index_t n_o = g * nq * d.dv;
+      std::copy_n(ot, n_o, ws + off_osave);
+      simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ot, d.dv, ws + off_alpha, v.run(j0));
+      if (!simd::all_finite<Arch>(ot, 1, n_o, n_o)) {
+        std::copy_n(ws + off_osave, n_o, ot);
+        simd::axpy_rows<Arch, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ot, d.dv, ws + off_alpha, v.run(j0));
       }
+      return;
+    }
+    if constexpr (bf16_inputs)
+      if (pairs && simd::all_finite<Arch>(v.row(b, j0, hk), nk, d.dv, v.ld())) {
+        auto* pb = reinterpret_cast<bf16*>(ws + off_pb);
+        auto* vb = reinterpret_cast<bf16*>(ws + off_vc);
+        simd::pack_cols<Arch>(ws + off_st, rows_p, nk, rows_p, pb);
+        simd::pack_pairs<Arch>(v.row(b, j0, hk), v.ld(), nk, d.dv, vb);
+        simd::gemm_bf16<Arch>(d.dv, rows_p, nk, vb, 2, 2 * d.dv, pb, rows_p, ws + off_ot, rows_p, ws + off_alpha);
+        return;
+      }
+    index_t ldv;
+    const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
+    if (simd::all_finite<Arch>(vp, nk, d.dv, ldv))
+      simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
+                                   ws + off_alpha);
+    else
+      simd::gemm_rows<Arch, false, true>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
+                                         ws + off_alpha);
   }
 
   // The mainloop proper over keys [jb, je).
   void kv_loop(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je) const {
-    auto* state = reinterpret_cast<row_state*>(ws + off_state);
-    for_each_tile(b, hk, q0, nq, jb, je, [&](index_t j0, index_t nk, tile_class cls) {
-      scores(ws, b, hk, q0, nq, j0, nk, cls);
-      a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
-      if (eng == engine::decode) {
-        const auto vp = v.rows(b, j0, hk);
-        // A tile whose V holds NaN / Inf (quantized: a scale that is not finite) takes the variant
-        // where zero weights (masked keys) skip their value: bitwise the same result elsewhere,
-        // and garbage never reaches a row.
-        if (simd::all_finite_kv<Arch>(vp, nk, d.dv))
-          simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ws + off_ot, d.dv, ws + off_alpha,
-                                v.run(j0));
-        else
-          simd::axpy_rows<Arch, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ws + off_ot, d.dv, ws + off_alpha,
-                                      v.run(j0));
-        return;
-      }
-      if constexpr (bf16_inputs)
-        if (pairs && simd::all_finite<Arch>(v.row(b, j0, hk), nk, d.dv, v.ld())) {
-          auto* pb = reinterpret_cast<bf16*>(ws + off_pb);
-          auto* vb = reinterpret_cast<bf16*>(ws + off_vc);
-          simd::pack_cols<Arch>(ws + off_st, rows_p, nk, rows_p, pb);
-          simd::pack_pairs<Arch>(v.row(b, j0, hk), v.ld(), nk, d.dv, vb);
-          simd::gemm_bf16<Arch>(d.dv, rows_p, nk, vb, 2, 2 * d.dv, pb, rows_p, ws + off_ot, rows_p, ws + off_alpha);
-          return;
-        }
-      index_t ldv;
-      const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
-      if (simd::all_finite<Arch>(vp, nk, d.dv, ldv))
-        simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
-                                     ws + off_alpha);
-      else
-        simd::gemm_rows<Arch, false, true>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
-                                           ws + off_alpha);
-    });
+    for_each_tile(b, hk, q0, nq, jb, je,
+                  [&](index_t j0, index_t nk, tile_class cls) { kv_tile(ws, b, hk, q0, nq, j0, nk, cls); });
   }
 
   // The normalizer's final factor per row, then O and LSE (and probabilities / key mass).
@@ -439,14 +490,33 @@ struct attention_call {
   // (row states, O^T) in `part`; the merge combines them in split order with the normalizer's
   // merge, so the sink logit (added in finalize) enters once and results do not depend on threads.
   index_t part_floats() const { return align_up(2 * rows_p + d.dv * rows_p, scratch_align); }
-  void split_unit(float* ws, float* part, index_t b, index_t hk, index_t sp) const {
+  //
+  // A split task takes `head_group` consecutive KV heads and interleaves their walks tile by tile:
+  // in a bshd cache or a page pool the heads' rows of a position are neighbours, so the task
+  // streams whole runs of memory instead of one head's 512-byte rows 4 KiB apart; each head's
+  // tiles and arithmetic are those of its own walk, so results do not depend on the grouping.
+  void split_unit(float* ws, float* parts, index_t b, index_t h0, index_t sp) const {
     const index_t nq = std::min(bq, x.sq_of(b)), sk = x.sk_of(b), len = split_len_of(sk);
-    const index_t jb = sp * len, je = std::min(sk, jb + len);
+    const index_t jb = sp * len, je = std::min(sk, jb + len), nh = std::min(head_group, d.hkv - h0);
     if (nq <= 0 || (sp > 0 && jb >= sk)) return;  // past this sequence's parts: never merged
-    prologue(ws, b, hk, 0, nq);
-    kv_loop(ws, b, hk, 0, nq, jb, je);
-    std::copy_n(ws + off_state, 2 * rows_p, part);
-    std::copy_n(ws + off_ot, d.dv * rows_p, part + 2 * rows_p);
+    tile_walk w[max_head_group];
+    for (index_t i = 0; i < nh; ++i) {
+      prologue(ws + i * ws_head, b, h0 + i, 0, nq);
+      w[i] = walk(b, h0 + i, 0, nq, jb, je);
+    }
+    for (bool more = true; more;) {
+      more = false;
+      for (index_t i = 0; i < nh; ++i)
+        if (tile t; next(w[i], b, h0 + i, 0, nq, t)) {
+          kv_tile(ws + i * ws_head, b, h0 + i, 0, nq, t.j0, t.nk, t.cls);
+          more = true;
+        }
+    }
+    for (index_t i = 0; i < nh; ++i) {
+      float* part = parts + ((b * d.hkv + h0 + i) * n_split + sp) * part_floats();
+      std::copy_n(ws + i * ws_head + off_state, 2 * rows_p, part);
+      std::copy_n(ws + i * ws_head + off_ot, d.dv * rows_p, part + 2 * rows_p);
+    }
   }
   void merge_unit(float* ws, const float* parts, index_t b, index_t hk) const {
     const index_t nq = std::min(bq, x.sq_of(b));
@@ -510,7 +580,7 @@ struct attention_call {
 
   template <class Exec>
   void run(const Exec& ex) const {
-    const scratch_source src{a.ws ? &*a.ws : nullptr, total, ex.concurrency(), partial_floats()};
+    const scratch_source src{a.ws ? &*a.ws : nullptr, worker_floats(), ex.concurrency(), partial_floats()};
     src.check(dense ? "dense_attention" : "flash_attention");
     if (a.key_mass) {
       // Every q block of a (b, hk) in the observation window adds into the same key_mass rows: one
@@ -529,11 +599,12 @@ struct attention_call {
     if (n_split > 1) {
       const index_t groups = d.batch * d.hkv, pf = part_floats();
       float* parts = src.partials(groups * n_split * pf);
-      // KV heads fastest: with a bshd cache the heads' rows of a position share pages, and tasks
-      // running at the same time then stream neighbouring memory. Partial slot: (b, hk, split).
-      ex.parallel_for(groups * n_split, [&](index_t t, int w) {
-        const index_t b = t / (n_split * d.hkv), sp = (t / d.hkv) % n_split, hk = t % d.hkv;
-        split_unit(src.get(w), parts + ((b * d.hkv + hk) * n_split + sp) * pf, b, hk, sp);
+      // Head groups fastest: tasks running at the same time stream neighbouring memory of a bshd
+      // cache. Partial slot: (b, hk, split).
+      const index_t n_hg = (d.hkv + head_group - 1) / head_group;
+      ex.parallel_for(d.batch * n_hg * n_split, [&](index_t t, int w) {
+        const index_t b = t / (n_split * n_hg), sp = (t / n_hg) % n_split, hg = t % n_hg;
+        split_unit(src.get(w), parts, b, hg * head_group, sp);
       });
       ex.parallel_for(groups, [&](index_t t, int w) {
         merge_unit(src.get(w), parts + t * n_split * pf, t / d.hkv, t % d.hkv);
@@ -619,7 +690,7 @@ void run_attention(const char* fn, kernel_kind kind, const tiling& t, Args&&... 
 template <class Arch, class... Args>
 index_t workspace_bytes(const char* fn, kernel_kind kind, const tiling& t, Args&&... args) {
   return with_planned_call<Arch>(fn, kind, t, [](const auto& call) {
-    return scratch_source::bytes_needed(call.total, call.a.exec.concurrency(), call.partial_floats());
+    return scratch_source::bytes_needed(call.worker_floats(), call.a.exec.concurrency(), call.partial_floats());
   }, std::forward<Args>(args)...);
 }
 

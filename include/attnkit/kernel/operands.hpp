@@ -42,6 +42,7 @@ struct row_source : row_addressing {
     return t.row(bi, si, h);
   }
   index_t ld() const noexcept { return t.strides[1]; }
+  index_t head_ld() const noexcept { return t.strides[2]; }
   index_t dim() const noexcept { return t.dim(); }
   /// Rows [j, j + run(j)) as the decode kernels read them.
   simd::kv_rows<std::remove_cv_t<T>> rows(index_t b, index_t j, index_t h) const noexcept { return {row(b, j, h), ld()}; }
@@ -60,6 +61,7 @@ struct row_source<T> : row_addressing {
     return t.values.row(bi, si, h);
   }
   index_t ld() const noexcept { return t.values.strides[1]; }
+  index_t head_ld() const noexcept { return t.values.strides[2]; }
   index_t dim() const noexcept { return t.dim(); }
   simd::kv_rows<E> rows(index_t b, index_t j, index_t h) const noexcept {
     const auto [bi, si] = where(b, j);
