@@ -5,7 +5,8 @@
 //            kernels: flash_causal, flash, dense, eigen, eigen_causal
 //            N in {512, ..., 8192}, d in {64, 128}, threads in {1, 2}
 //   bf16     BM_flash_bf16[_pairs][_causal]/N:<N>/d:<d>/threads:<t>, N in {1024, 4096}: bf16 Q/K/V
-//            widened to fp32 (default arch) or in bf16 pairs (attnkit::avx512bf16), against
+//            widened to fp32 (xsimd's default arch) or in bf16 pairs (attnkit::avx512bf16, the
+//            default arch where the compiler targets AVX512-BF16), against
 //            BM_bf16_dot_ceiling (peak vdpbf16ps and vfmadd231ps GFLOP/s, same process)
 //   decode   BM_<kernel>_decode/Sk:<Sk>/threads:<t>   Sq = 1, Hq = 32, Hkv = 8, d = 128
 //            kernels: flash, dense; Sk in {1024, 4096, 16384}
@@ -124,8 +125,8 @@ void eigen_attention(const problem& p, float* out, bool causal, int threads) {
 
 // ---- benchmarks -----------------------------------------------------------------------------
 
-// bf16 Q/K/V: flash_bf16* widen to fp32 (the default arch); flash_bf16_pairs* run the bf16 pair
-// products (attnkit::avx512bf16, built where the compiler flags allow AVX512-BF16).
+// bf16 Q/K/V: flash_bf16* widen to fp32 (xsimd's default arch); flash_bf16_pairs* run the bf16
+// pair products (attnkit::avx512bf16, built where the compiler flags allow AVX512-BF16).
 enum class kernel { flash_causal, flash, dense, eigen, eigen_causal, flash_bf16, flash_bf16_causal, flash_bf16_pairs,
                     flash_bf16_pairs_causal };
 
@@ -150,7 +151,7 @@ bool is_causal(kernel k) {
 bool is_bf16(kernel k) { return k >= kernel::flash_bf16; }
 bool is_pairs(kernel k) { return k == kernel::flash_bf16_pairs || k == kernel::flash_bf16_pairs_causal; }
 
-// The bf16 kernels: Arch is the default arch (widening) or avx512bf16 (pairs).
+// The bf16 kernels: Arch is xsimd's default arch (widening) or avx512bf16 (pairs).
 template <class Arch>
 void run_bf16(problem& p, bool causal, int threads) {
   const auto [sq, sk, hq, hkv, d] = p.s;
@@ -177,7 +178,7 @@ void run_kernel(kernel kind, problem& p, int threads) {
     case kernel::eigen: eigen_attention(p, p.o.data(), false, threads); break;
     case kernel::eigen_causal: eigen_attention(p, p.o.data(), true, threads); break;
     case kernel::flash_bf16:
-    case kernel::flash_bf16_causal: run_bf16<attnkit::default_arch>(p, is_causal(kind), threads); break;
+    case kernel::flash_bf16_causal: run_bf16<xsimd::default_arch>(p, is_causal(kind), threads); break;
     case kernel::flash_bf16_pairs:
     case kernel::flash_bf16_pairs_causal:
 #if ATTNKIT_WITH_AVX512BF16

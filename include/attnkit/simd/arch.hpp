@@ -30,9 +30,12 @@ struct scalar {
 /// Sapphire Rapids): prefill with bf16 Q, K and V computes both products in bf16 pairs
 /// accumulating in fp32 (simd/bf16dot.hpp). Everything else is avx512bw's code. Code for it must be
 /// compiled with -mavx512bf16 (and the avx512bw flags); xsimd 8 has no tag of its own for it.
-/// Opt-in: it pays only where vdpbf16ps (4 flops per lane) issues at more than half the rate of
-/// vfmadd231ps (2 per lane). Measure first: bench_attention's BM_bf16_dot_ceiling and
-/// BM_sgemm_ceiling give both rates in one process.
+/// The default arch where the compiler targets AVX512-BF16. It pays where vdpbf16ps (4 flops per
+/// lane) issues at the rate of vfmadd231ps (2 per lane), as on AMD Zen 4 / Zen 5 (measured there:
+/// bf16 prefill 1.6-2.2x the fp32 time); on a CPU where it issues at half that rate or less (one
+/// Intel Xeon measured a quarter) the widening path of xsimd's arch is faster: name that arch
+/// (e.g. `flash_attention<xsimd::avx512bw>`). bench_attention's BM_bf16_dot_ceiling gives both
+/// rates in one process.
 struct avx512bf16 : xsimd::avx512bw {
   static constexpr bool supported() noexcept { return ATTNKIT_WITH_AVX512BF16; }
   static constexpr bool available() noexcept { return true; }
@@ -40,10 +43,14 @@ struct avx512bf16 : xsimd::avx512bw {
   static constexpr const char* name() noexcept { return "avx512bf16"; }
 };
 
-/// The default architecture: the best xsimd architecture the compiler flags allow. (Never
-/// avx512bf16: where vdpbf16ps issues at a quarter of the FMA rate, as on the development
-/// machine, the bf16 pair products are slower than widening to fp32; see avx512bf16.)
+/// The default architecture: avx512bf16 where the compiler flags allow it (it differs from
+/// avx512bw only for bf16 Q, K and V on the prefill engine), else the best xsimd architecture the
+/// flags allow.
+#if ATTNKIT_WITH_AVX512BF16
+using default_arch = avx512bf16;
+#else
 using default_arch = xsimd::default_arch;
+#endif
 
 template <class Arch>
 concept arch_tag = std::is_same_v<Arch, scalar> || std::is_base_of_v<xsimd::generic, Arch>;
