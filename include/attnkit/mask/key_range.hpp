@@ -13,7 +13,9 @@
 /// ranges(c, i, lo, hi) is the engine's view: `n_ranges` intervals whose union is what query i
 /// keeps. A key_range mask has one; `a & b` has n_a x n_b (pairwise intersections) and `a | b`
 /// n_a + n_b when both operands have ranges (combinators.hpp), so `(sink_tokens{4} |
-/// sliding_window::from_total(W)) & causal{}` is evaluated as two intervals per query.
+/// sliding_window::from_total(W)) & causal{}` is evaluated as two intervals per query, and
+/// `document{ids} & causal{}` as one. Masks on this form: causal, sliding_window, sink_tokens,
+/// chunked_local, document.
 #include <algorithm>
 #include <concepts>
 
