@@ -13,7 +13,8 @@
 ///
 /// Cost: first and last are a binary search of the batch's ids row (O(log Sk); ids are not
 /// copied or preprocessed, the mask stays a view), called per query of a partial tile and four
-/// times per classified tile.
+/// times per classified tile. keep, called per element where no key ranges are used, is the same
+/// rule in O(1) (ids[pos(i)] == ids[j]) rather than two searches per element.
 #include <algorithm>
 #include <cstdint>
 #include <span>
@@ -47,6 +48,14 @@ struct document : key_range<document> {
     if (p < 0) return p;
     const std::int32_t* r = row(c);
     return std::upper_bound(r + p + 1, r + row_length(), r[p]) - r - 1;
+  }
+
+  // keep, for the callers that evaluate element by element (the reference; combinations without
+  // key ranges, e.g. per_head or & mask_fn): the derived first <= j <= last in O(1). p's run holds
+  // exactly the keys with p's id, since ids are non-decreasing (the tests check both agree).
+  bool keep(const head_ctx& c, index_t i, index_t j) const noexcept {
+    const index_t p = c.pos(i);
+    return p >= 0 && row(c)[p] == row(c)[j];
   }
 
   void validate(const problem_dims& d) const {
