@@ -6,9 +6,9 @@
 /// Because ids are non-decreasing, every document is one run of positions, so the keys the query
 /// at position p keeps are one interval, its document's run: the key_range rule (key_range.hpp)
 /// first(p) = start of the run holding p, last(p) = end of it - 1, both non-decreasing in p.
-/// keep, classify, spans and the vector mask of partial tiles derive from it, and
-/// `document{ids} & causal{}` or `(sink_tokens{n} | sliding_window{...}) & document{ids}` are
-/// masked as interval lists too. A query left of the key axis (p < 0, Sq > Sk) keeps nothing;
+/// classify, spans and the vector mask of partial tiles derive from it (keep is its O(1) form,
+/// see Cost), and `document{ids} & causal{}` or `(sink_tokens{n} | sliding_window{...}) &
+/// document{ids}` are masked as interval lists too. A query left of the key axis (p < 0, Sq > Sk) keeps nothing;
 /// validate rejects query positions past the ids (p >= Sk).
 ///
 /// Cost: first and last are a binary search of the batch's ids row (O(log Sk); ids are not
