@@ -11,9 +11,27 @@ using namespace attnkit;
 namespace {
 
 // Brute force over every box inside a small grid, for several alignments.
+// Key-range masks also give their kept keys as intervals (the engines' partial-tile mask): their
+// union must be exactly keep, query by query.
 template <class M>
-void expect_sound(const M& m, index_t sq, index_t sk, index_t offset, bool expect_some_full) {
-  const head_ctx c{0, 0, offset};
+void expect_ranges_match_keep(const M& m, const head_ctx& c, index_t sq, index_t sk) {
+  if constexpr (has_key_ranges<M>) {
+    for (index_t i = 0; i < sq; ++i) {
+      index_t lo[M::n_ranges], hi[M::n_ranges];
+      m.ranges(c, i, lo, hi);
+      for (index_t j = 0; j < sk; ++j) {
+        bool in = false;
+        for (int t = 0; t < M::n_ranges; ++t) in |= lo[t] <= j && j <= hi[t];
+        ASSERT_EQ(in, m.keep(c, i, j)) << "ranges vs keep at query " << i << " key " << j;
+      }
+    }
+  }
+}
+
+template <class M>
+void expect_sound(const M& m, index_t sq, index_t sk, index_t offset, bool expect_some_full, index_t batch = 0) {
+  const head_ctx c{batch, 0, offset};
+  expect_ranges_match_keep(m, c, sq, sk);
   bool saw_full = false, saw_empty = false;
   for (index_t i0 = 0; i0 < sq; ++i0)
     for (index_t i1 = i0 + 1; i1 <= sq; ++i1)
@@ -68,6 +86,64 @@ TEST(Masks, ClassificationIsSound) {
   expect_sound(document{ids} & causal{}, 12, 12, 0, true);
   expect_sound(document{ids}, 5, 12, 7, true);
   expect_sound(document{ids}, 12, 12, -4, true);
+}
+
+// document on the key_range form: keep, classify, spans and ranges (directly and through & / |)
+// against the rule written from the ids, ids[pos(i)] == ids[j] (nothing for pos(i) < 0), for
+// documents of length 1, a single document, ids with gaps and negative ids, every query offset
+// that keeps the query positions inside the ids, and a second batch's row.
+TEST(Masks, DocumentOnKeyRanges) {
+  static_assert(has_key_ranges<document>);
+  static_assert(decltype(document{} & causal{})::n_ranges == 1);
+  static_assert(decltype(causal{} & document{})::n_ranges == 1);
+  static_assert(decltype((sink_tokens{} | sliding_window{}) & document{})::n_ranges == 2);
+  static_assert(decltype(sink_tokens{} | document{})::n_ranges == 2);
+  static_assert(decltype((sink_tokens{} | sliding_window{}) & causal{} & document{})::n_ranges == 2);
+  const std::vector<std::vector<std::int32_t>> patterns = {
+      {0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3},  // mixed
+      {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10},    // every document of length 1
+      {7, 7, 7, 7, 7, 7, 7, 7, 7, 7},        // one document
+      {0, 1, 1, 1, 1, 1, 1, 1, 1, 2},        // length-1 documents at both ends
+      {-5, -5, 0, 9, 9, 9, 40, 41, 41},      // gaps and negative ids
+      {3},                                   // one key
+      {0, 0, 1},
+  };
+  for (const auto& ids : patterns) {
+    const index_t sk = static_cast<index_t>(ids.size());
+    SCOPED_TRACE("ids of " + std::to_string(sk));
+    // Two batches' rows: batch 1 gets the same pattern shifted by one document.
+    std::vector<std::int32_t> rows(ids);
+    rows.insert(rows.end(), ids.begin(), ids.end());
+    for (index_t j = 0; j < sk; ++j) rows[sk + j] = j == 0 ? ids[0] - 1 : ids[j];
+    for (index_t sq : {index_t(1), index_t(2), sk / 2 + 1, sk})
+      for (index_t off : {index_t(-3), index_t(-1), index_t(0), index_t(1), sk - sq}) {
+        if (off + sq > sk) continue;  // positions past the ids are rejected by validate
+        for (index_t b : {0, 1}) {
+          const document doc(std::span<const std::int32_t>(rows), sk);
+          const head_ctx c{b, 0, off};
+          const std::int32_t* r = rows.data() + b * sk;
+          for (index_t i = 0; i < sq; ++i) {
+            const index_t p = c.pos(i);
+            for (index_t j = 0; j < sk; ++j)
+              ASSERT_EQ(doc.keep(c, i, j), p >= 0 && r[p] == r[j]) << "batch " << b << " query " << i << " key " << j;
+            if (p >= 0) {  // first / last: the ends of p's run, non-decreasing in p
+              EXPECT_TRUE(doc.first(c, p) <= p && p <= doc.last(c, p));
+              if (p > 0) EXPECT_TRUE(doc.first(c, p - 1) <= doc.first(c, p) && doc.last(c, p - 1) <= doc.last(c, p));
+            }
+          }
+          // "full" needs a query at a position >= 0.
+          const bool some_full = off + sq > 0;
+          expect_sound(doc, sq, sk, off, some_full, b);
+          expect_sound(doc & causal{}, sq, sk, off, some_full, b);
+          if (b == 1) continue;  // the combinations on batch 0's row
+          expect_sound(causal{} & doc, sq, sk, off, some_full, b);
+          expect_sound(doc & sliding_window{1, 1}, sq, sk, off, some_full, b);
+          expect_sound((sink_tokens{2} | sliding_window{2, 0}) & doc, sq, sk, off, some_full, b);
+          expect_sound(sink_tokens{1} | doc, sq, sk, off, true, b);
+          expect_sound(doc | chunked_local{3}, sq, sk, off, some_full, b);
+        }
+      }
+  }
 }
 
 TEST(Masks, TreeAndRingClassificationIsSound) {

@@ -158,6 +158,14 @@ TEST(Attention, MaskPolicies) {
     std::vector<std::int32_t> per_batch(2 * s.Sk);
     for (index_t j = 0; j < 2 * s.Sk; ++j) per_batch[j] = (j % s.Sk) / (j < s.Sk ? 13 : 70);
     check_both(s, document{per_batch, s.Sk} & causal{});
+    // As interval lists with other key-range masks (two intervals per query for the | inside).
+    check_both(s, (sink_tokens{4} | sliding_window{20, 0}) & document{ids});
+    check_both(s, sink_tokens{2} | document{per_batch, s.Sk});
+    s.Sq = 50;  // queries in the middle of the keys
+    check_both(s, document{ids} & causal{}, query_offset{45});
+    std::vector<std::int32_t> singles(s.Sk);  // every document of length 1: each query keeps itself
+    for (index_t j = 0; j < s.Sk; ++j) singles[j] = std::int32_t(j);
+    check_both(s, document{singles});
   }
 }
 

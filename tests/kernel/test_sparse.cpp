@@ -184,6 +184,102 @@ TEST(SinkCalibration, ScalesAndRenormalizes) {
   expect_accurate(out.o_used(s), want, naive.o, "calibrated O");
 }
 
+// document's old element rule, ids[pos(i)] == ids[j], with its old classification (from the ids
+// at the box's corners) and document's spans (so the tiling is document's): no key ranges, so
+// partial tiles are masked by keep per element. document, masked by its intervals, must give
+// bitwise the same results.
+struct document_by_element {
+  static constexpr policy_kind kind = policy_kind::mask;
+  static constexpr bool elementwise = false;
+  document d;
+  bool keep(const head_ctx& c, index_t i, index_t j) const noexcept {
+    const index_t p = c.pos(i);
+    return p >= 0 && d.row(c)[p] == d.row(c)[j];
+  }
+  tile_class classify(const head_ctx& c, index_t i0, index_t i1, index_t j0, index_t j1) const noexcept {
+    const index_t p0 = c.pos(i0), p1 = c.pos(i1 - 1);
+    if (p1 < 0) return tile_class::empty;
+    if (p0 < 0) return tile_class::partial;
+    const std::int32_t* r = d.row(c);
+    const std::int32_t qa = r[p0], qb = r[p1], ka = r[j0], kb = r[j1 - 1];
+    if (qb < ka || kb < qa) return tile_class::empty;
+    if (qa == qb && ka == kb && qa == ka) return tile_class::full;
+    return tile_class::partial;
+  }
+  key_spans spans(const head_ctx& c, index_t i0, index_t i1, index_t sk) const noexcept { return d.spans(c, i0, i1, sk); }
+  void validate(const problem_dims& dims) const { d.validate(dims); }
+};
+
+// document through the kernels: alone and combined (as interval lists) with causal, windows and
+// sink tokens, vs the fp64 reference of the rule written as a mask_fn from the ids; documents of
+// length 1, one document, length-1 documents at the ends, per-batch rows, query offsets.
+TEST(DocumentMasks, KeyRangesVsReference) {
+  ATTNKIT_REQUIRE_ARCH();
+  struct doc_case {
+    shape s;
+    index_t off;  // query_offset; -1: default (Sk - Sq)
+  };
+  const auto two = [](shape s) { s.B = 2; return s; };
+  const doc_case cases[] = {{make_shape(300, 300, 4, 2, 64), -1}, {make_shape(1, 1000, 8, 2, 64), -1},
+                            {two(make_shape(3, 257, 4, 4, 32)), -1}, {make_shape(70, 300, 4, 1, 32), 150},
+                            {make_shape(130, 200, 2, 2, 32), -40}, {two(make_shape(65, 130, 4, 2, 48, layout::bshd)), -1}};
+  for (const auto& [s, off] : cases)
+    for (int pat = 0; pat < 5; ++pat) {
+      std::vector<std::int32_t> ids(s.B * s.Sk);
+      for (index_t b = 0; b < s.B; ++b)
+        for (index_t j = 0; j < s.Sk; ++j) {
+          const std::int32_t x[] = {std::int32_t(j < 40 ? 0 : j < 41 ? 1 : j < 180 ? 2 : 3),  // mixed, one of length 1
+                                    std::int32_t(j),                                          // every key its own
+                                    0,                                                        // one document
+                                    std::int32_t(j == 0 ? 0 : j < s.Sk - 1 ? 1 : 2),          // length 1 at the ends
+                                    std::int32_t(j / (13 + 50 * b) * 3 - 7)};                 // per batch
+          ids[b * s.Sk + j] = x[pat];
+        }
+      SCOPED_TRACE("ids pattern " + std::to_string(pat) + " query_offset " + std::to_string(off));
+      const document doc{ids, s.Sk};
+      const index_t q_off = off >= 0 || off < -1 ? off : s.Sk - s.Sq;
+      const auto rule = mask_fn{[&ids, &s, q_off](index_t b, index_t, index_t i, index_t j) {
+        const index_t p = i + q_off;
+        return p >= 0 && ids[b * s.Sk + p] == ids[b * s.Sk + j];
+      }};
+      const auto sinks_window = sink_tokens{3} | sliding_window{37, 0};
+      auto both = [&](const auto& m, const auto& ref_m) {
+        auto run = [&](auto q, auto k, auto v, auto o, float* lse) {
+          if (off == -1) flash_attention<Arch>(q, k, v, o, m, lse_out{lse});
+          else flash_attention<Arch>(q, k, v, o, m, query_offset{off}, lse_out{lse});
+        };
+        if (off == -1) check_call(s, run, ref_m);
+        else check_call(s, run, ref_m, query_offset{off});
+        // Bitwise the per-element evaluation with the same tiling.
+        problem<float> pr(s);
+        output a(s), e(s);
+        const document_by_element by_element{doc};
+        auto same_tiling = [&](const auto& em) {
+          if (off == -1) flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), e.view, em);
+          else flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), e.view, em, query_offset{off});
+        };
+        if (off == -1) flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), a.view, m);
+        else flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), a.view, m, query_offset{off});
+        using M = std::remove_cvref_t<decltype(m)>;
+        if constexpr (std::is_same_v<M, document>) same_tiling(by_element);
+        else if constexpr (std::is_same_v<M, mask_and<document, causal>>) same_tiling(by_element & causal{});
+        else if constexpr (std::is_same_v<M, mask_and<std::remove_cv_t<decltype(sinks_window)>, document>>)
+          same_tiling(sinks_window & by_element);
+        else if constexpr (std::is_same_v<M, mask_or<sink_tokens, document>>) same_tiling(sink_tokens{2} | by_element);
+        else {
+          static_assert(std::is_same_v<M, mask_and<document, sliding_window>>);
+          same_tiling(by_element & sliding_window{20, 5});
+        }
+        EXPECT_EQ(0, std::memcmp(a.o.data(), e.o.data(), a.o.size() * sizeof(float))) << "vs keep per element";
+      };
+      both(doc, rule);
+      both(doc & causal{}, rule & causal{});
+      both(sinks_window & doc, sinks_window & rule);
+      both(sink_tokens{2} | doc, sink_tokens{2} | rule);
+      both(doc & sliding_window{20, 5}, rule & sliding_window{20, 5});
+    }
+}
+
 TEST(BlockSparse, BadLayoutsRejected) {
   ATTNKIT_REQUIRE_ARCH();
   const std::vector<std::int32_t> row_ptr{0, 1, 3}, cols{0, 1, 5};
