@@ -12,6 +12,9 @@
 // Rank 0 exits non-zero on a mismatch, and so does every other rank (mpirun then fails).
 //
 //   mpirun -np 4 build/release/examples/mpi_split_kv [L=4096] [Sq=4]
+// Open MPI refuses to run as root (e.g. in a container) without --allow-run-as-root, and more
+// ranks than cores (4 on a 2-core machine) without --oversubscribe:
+//   mpirun --allow-run-as-root --oversubscribe -np 4 build/release/examples/mpi_split_kv
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

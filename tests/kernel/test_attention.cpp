@@ -1,58 +1,8 @@
 // dense_attention and flash_attention vs the fp64 reference, for the architecture this TU is
 // compiled for (ATTNKIT_TEST_ARCH), with the 2x-naive-fp32 accuracy criterion.
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
-#include "common/test_util.hpp"
+#include "kernel/attention_check.hpp"
 
 namespace {
-
-using namespace attnkit;
-using namespace attnkit::test;
-using Arch = ATTNKIT_TEST_ARCH;
-
-enum class kern { dense, flash };
-const char* kname(kern k) { return k == kern::dense ? "dense" : "flash"; }
-
-template <class... P>
-void call(kern kd, tensor_view<const float> q, tensor_view<const float> k, tensor_view<const float> v,
-          tensor_view<float> o, P&&... p) {
-  if (kd == kern::dense) dense_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
-  else flash_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
-}
-template <class T, class... P>
-  requires(!std::is_same_v<T, float>)
-void call(kern kd, tensor_view<const T> q, tensor_view<const T> k, tensor_view<const T> v, tensor_view<float> o,
-          P&&... p) {
-  if (kd == kern::dense) dense_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
-  else flash_attention<Arch>(q, k, v, o, std::forward<P>(p)...);
-}
-
-/// Run one kernel on one problem and check O (and LSE when the normalizer has one).
-template <class T = float, class... P>
-void check(kern kd, const shape& s, const P&... p) {
-  SCOPED_TRACE(std::string(kname(kd)) + " " + s.str());
-  problem<T> pr(s);
-  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
-  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
-  output out(s);
-  using N = decltype(resolve_args(p...).norm);
-  if constexpr (N::has_lse) call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., lse_out{out.lse.data()});
-  else call(kd, pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p...);
-  expect_accurate(out.o_used(s), ref.o, naive.o, "O");
-  if constexpr (N::has_lse) expect_accurate(out.lse_used(s), ref.lse, naive.lse, "LSE");
-}
-template <class T = float, class... P>
-void check_both(const shape& s, const P&... p) {
-  check<T>(kern::dense, s, p...);
-  check<T>(kern::flash, s, p...);
-}
-
-const index_t kLens[] = {1, 7, 63, 65, 1000};
-const index_t kDims[] = {1, 3, 16, 64, 80, 128, 256};
-const index_t kHeads[][2] = {{1, 1}, {4, 1}, {8, 2}};
-const layout kLayouts[] = {layout::bshd, layout::bhsd, layout::cache};
 
 // Every (Sq, Sk) pair of the tail lengths; D, heads and layout rotate so each appears with many
 // lengths. The largest cases are trimmed in heads/dim to keep the fp64 reference fast.
@@ -104,84 +54,6 @@ TEST(Attention, LayoutsAndGqa) {
   check_both(mqa, causal{});
 }
 
-// Each policy alone and in combinations, on a prefill-like and a decode-like shape.
-template <class... P>
-void policy_case(const P&... p) {
-  shape a;
-  a.B = 2, a.Sq = 65, a.Sk = 130, a.Hq = 4, a.Hkv = 2, a.Dk = 80, a.Dv = 48;
-  check_both(a, p...);
-  shape d;
-  d.Sq = 1, d.Sk = 1000, d.Hq = 4, d.Hkv = 1, d.Dk = d.Dv = 64, d.lay = layout::cache;
-  check_both(d, p...);
-}
-
-const float kSinks8[8] = {0.5f, -1.f, 2.f, 0.f, 3.f, -2.f, 1.f, 4.f};
-
-TEST(Attention, ScorePolicies) {
-  ATTNKIT_REQUIRE_ARCH();
-  const auto slopes = alibi::standard_slopes(8);
-  policy_case(softcap{5.f});
-  policy_case(softcap{0.5f}, causal{});
-  policy_case(alibi{std::span<const float>(slopes.data(), 4)});  // a: Hq=4
-  {
-    shape d;
-    d.Sq = 3, d.Sk = 300, d.Hq = 8, d.Hkv = 2, d.Dk = d.Dv = 64;
-    check_both(d, alibi{slopes}, causal{});
-  }
-  auto bias = [](auto s, index_t b, index_t h, index_t i, index_t j) { return s + 0.01 * double((i + 3 * h + b) % 5) - 0.002 * double(j % 7); };
-  policy_case(score_fn{bias});
-  policy_case(score_fn{bias}, sliding_window{16, 3}, scale{0.2f});
-}
-
-TEST(Attention, MaskPolicies) {
-  ATTNKIT_REQUIRE_ARCH();
-  policy_case(causal{});
-  policy_case(sliding_window{31, 0});
-  policy_case(sliding_window{7, 9});
-  policy_case(sliding_window{-1, 4});
-  policy_case(sliding_window::from_total(100));
-  policy_case(sink_tokens{4} | sliding_window{20, 0});
-  policy_case(sink_tokens{0});  // keeps nothing: every row fully masked
-  auto checker = [](index_t b, index_t h, index_t i, index_t j) { return ((i + j + h + b) % 3) != 0; };
-  policy_case(mask_fn{checker});
-  policy_case(causal{} & mask_fn{checker});
-  policy_case(mask_fn{checker} | sink_tokens{2});
-  policy_case(causal{}, query_offset{10});
-  {
-    // Packed documents, causal within each (ids per key position, non-decreasing).
-    shape s;
-    s.B = 2, s.Sq = 130, s.Sk = 130, s.Hq = 4, s.Hkv = 2, s.Dk = s.Dv = 32;
-    std::vector<std::int32_t> ids(s.Sk);
-    for (index_t j = 0; j < s.Sk; ++j) ids[j] = j < 40 ? 0 : j < 41 ? 1 : j < 100 ? 2 : 3;
-    check_both(s, document{ids} & causal{});
-    check_both(s, document{ids});
-    std::vector<std::int32_t> per_batch(2 * s.Sk);
-    for (index_t j = 0; j < 2 * s.Sk; ++j) per_batch[j] = (j % s.Sk) / (j < s.Sk ? 13 : 70);
-    check_both(s, document{per_batch, s.Sk} & causal{});
-    // As interval lists with other key-range masks (two intervals per query for the | inside).
-    check_both(s, (sink_tokens{4} | sliding_window{20, 0}) & document{ids});
-    check_both(s, sink_tokens{2} | document{per_batch, s.Sk});
-    s.Sq = 50;  // queries in the middle of the keys
-    check_both(s, document{ids} & causal{}, query_offset{45});
-    std::vector<std::int32_t> singles(s.Sk);  // every document of length 1: each query keeps itself
-    for (index_t j = 0; j < s.Sk; ++j) singles[j] = std::int32_t(j);
-    check_both(s, document{singles});
-  }
-}
-
-TEST(Attention, NormalizerPolicies) {
-  ATTNKIT_REQUIRE_ARCH();
-  policy_case(softmax_with_sink{std::span<const float>(kSinks8, 4)});
-  policy_case(sigmoid{-2.f});
-  policy_case(sigmoid{0.f}, causal{});
-  {
-    shape d;
-    d.Sq = 1, d.Sk = 1000, d.Hq = 8, d.Hkv = 2, d.Dk = d.Dv = 64;
-    check_both(d, softmax_with_sink{kSinks8}, sliding_window::from_total(128));
-    d.Sq = 65;  // GQA with a learned sink, window, softcap: gpt-oss-like
-    check_both(d, softmax_with_sink{kSinks8}, sliding_window::from_total(128), softcap{30.f});
-  }
-}
 
 TEST(Attention, HalfPrecisionInputs) {
   ATTNKIT_REQUIRE_ARCH();
