@@ -128,7 +128,9 @@ TEST(Masks, DocumentOnKeyRanges) {
               ASSERT_EQ(doc.keep(c, i, j), p >= 0 && r[p] == r[j]) << "batch " << b << " query " << i << " key " << j;
             if (p >= 0) {  // first / last: the ends of p's run, non-decreasing in p
               EXPECT_TRUE(doc.first(c, p) <= p && p <= doc.last(c, p));
-              if (p > 0) EXPECT_TRUE(doc.first(c, p - 1) <= doc.first(c, p) && doc.last(c, p - 1) <= doc.last(c, p));
+              if (p > 0) {
+                EXPECT_TRUE(doc.first(c, p - 1) <= doc.first(c, p) && doc.last(c, p - 1) <= doc.last(c, p));
+              }
             }
           }
           // "full" needs a query at a position >= 0.
