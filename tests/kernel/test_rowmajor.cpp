@@ -186,6 +186,123 @@ TEST(RowMajor, AxpyNoKeysAndNullAlpha) {
     }
 }
 
+// ---- every small shape ------------------------------------------------------------------------
+// R in 1..20 x d (dv) in 1..260, each (R, d) with a key count drawn from 0..70 in turn (every
+// count occurs for every R), plus every nk in 0..70 at d = dv = 211 and a few tail widths: all
+// column-block, row-block and key-chunk tails of every arch, the scalar backend's included.
+// Strides exceed the row length (NaN padding); alpha null and not; axpy with and without Skip0
+// (Skip0: some keys have zero weight in every row and NaN values, which must not reach o). A
+// plain double loop is the reference, and the criterion is check_dot / check_axpy's.
+
+/// dot_rows for any nk >= 0 (nk = 0 must not touch st at all).
+template <class TK>
+void check_dot_any(index_t R, index_t nk, index_t d, std::mt19937& g) {
+  const std::string what = std::string("dot_rows<") + tname<TK>() + "> R=" + std::to_string(R) +
+                           " nk=" + std::to_string(nk) + " d=" + std::to_string(d);
+  const index_t ldq = d + 1, ldk = d + 2, lds = R + 1;
+  const auto q = make_rows<float>(R, d, ldq, g);
+  const auto k = nk > 0 ? make_rows<TK>(nk, d, ldk, g) : std::vector<TK>(1, from_float<TK>(kNaN));
+  std::vector<float> st(static_cast<std::size_t>(nk > 0 ? (nk - 1) * lds + R : 1), kSentinel);
+  simd::dot_rows<Arch, TK>(R, nk, d, q.data(), ldq, k.data(), ldk, st.data(), lds);
+  if (nk == 0) {
+    ASSERT_EQ(st[0], kSentinel) << what << ": wrote st";
+    return;
+  }
+  err_stats es;
+  for (index_t j = 0; j < nk; ++j) {
+    for (index_t r = 0; r < R; ++r) {
+      double ref = 0, tm = 0;
+      float naive = 0.f;
+      for (index_t c = 0; c < d; ++c) {
+        const float a = q[r * ldq + c], b = to_float(k[j * ldk + c]);
+        ref += double(a) * double(b);
+        tm = std::max(tm, std::abs(double(a) * double(b)));
+        naive += a * b;
+      }
+      es.add(st[j * lds + r], naive, ref, tm);
+    }
+    for (index_t r = R; r < lds && j + 1 < nk; ++r)
+      ASSERT_EQ(st[j * lds + r], kSentinel) << what << ": wrote st column " << r << " of key " << j;
+  }
+  es.check(what);
+}
+
+/// axpy_rows for any nk >= 0, alpha null or not, Skip0 or not.
+template <class TV, bool Skip0>
+void check_axpy_any(index_t R, index_t nk, index_t dv, std::mt19937& g, bool with_alpha) {
+  const std::string what = std::string("axpy_rows<") + tname<TV>() + (Skip0 ? ", Skip0" : "") +
+                           "> R=" + std::to_string(R) + " nk=" + std::to_string(nk) + " dv=" + std::to_string(dv) +
+                           (with_alpha ? "" : " alpha=null");
+  const index_t ldp = R + 1, ldv = dv + 3, ldo = dv + 1;
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  std::vector<float> p(static_cast<std::size_t>(nk > 0 ? (nk - 1) * ldp + R : 1), kNaN);
+  auto v = nk > 0 ? make_rows<TV>(nk, dv, ldv, g) : std::vector<TV>(1, from_float<TV>(kNaN));
+  for (index_t j = 0; j < nk; ++j) {
+    // Skip0: every third key is masked in every row (weight 0) and holds NaN values.
+    const bool masked = Skip0 && j % 3 == 1;
+    for (index_t r = 0; r < R; ++r) p[j * ldp + r] = masked ? 0.f : u(g);
+    if (masked)
+      for (index_t c = 0; c < dv; ++c) v[j * ldv + c] = from_float<TV>(kNaN);
+  }
+  std::vector<float> alpha(static_cast<std::size_t>(R));
+  for (auto& a : alpha) a = with_alpha ? u(g) : 1.f;
+  auto o = make_rows<float>(R, dv, ldo, g);
+  for (index_t r = 0; r + 1 < R; ++r)
+    for (index_t c = dv; c < ldo; ++c) o[r * ldo + c] = kSentinel;
+  const auto o0 = o;
+  simd::axpy_rows<Arch, TV, Skip0>(R, nk, dv, p.data(), ldp, v.data(), ldv, o.data(), ldo,
+                                   with_alpha ? alpha.data() : nullptr);
+  err_stats es;
+  for (index_t r = 0; r < R; ++r) {
+    for (index_t c = 0; c < dv; ++c) {
+      const float o_in = o0[r * ldo + c];
+      double acc = 0, tm = std::abs(double(alpha[r]) * o_in);
+      float nacc = 0.f;
+      for (index_t j = 0; j < nk; ++j) {
+        const float a = p[j * ldp + r];
+        if (a == 0.f) continue;  // (only the masked keys have weight 0)
+        const float b = to_float(v[j * ldv + c]);
+        acc += double(a) * double(b);
+        tm = std::max(tm, std::abs(double(a) * double(b)));
+        nacc += a * b;
+      }
+      const double ref = double(alpha[r]) * o_in + acc;
+      const float naive = alpha[r] * o_in + nacc;
+      es.add(o[r * ldo + c], naive, ref, tm);
+    }
+    for (index_t c = dv; c < ldo && r + 1 < R; ++c)
+      ASSERT_EQ(o[r * ldo + c], kSentinel) << what << ": wrote o column " << c << " of row " << r;
+  }
+  es.check(what);
+}
+
+template <class T>
+void small_shapes_sweep(unsigned seed) {
+  std::mt19937 g(seed);
+  index_t turn = 0;
+  for (index_t R = 1; R <= 20; ++R)
+    for (index_t d = 1; d <= 260; ++d, ++turn) {
+      const index_t nk = (turn * 37 + R) % 71;  // 37 is prime to 71: every count for every R
+      check_dot_any<T>(R, nk, d, g);
+      if (turn % 2) check_axpy_any<T, false>(R, nk, d, g, turn % 4 == 1);
+      else check_axpy_any<T, true>(R, nk, d, g, turn % 4 == 0);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  for (index_t d : {211, 7, 8, 9}) {
+    for (index_t R = 1; R <= 20; R += (d == 211 ? 1 : 6))
+      for (index_t nk = 0; nk <= 70; ++nk) {
+        check_dot_any<T>(R, nk, d, g);
+        check_axpy_any<T, false>(R, nk, d, g, nk % 2 == 0);
+        check_axpy_any<T, true>(R, nk, d, g, nk % 2 == 1);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+  }
+}
+
+TEST(RowMajor, AllSmallShapesFloat) { ATTNKIT_REQUIRE_ARCH(); small_shapes_sweep<float>(29); }
+TEST(RowMajor, AllSmallShapesBf16) { ATTNKIT_REQUIRE_ARCH(); small_shapes_sweep<bf16>(31); }
+TEST(RowMajor, AllSmallShapesFp16) { ATTNKIT_REQUIRE_ARCH(); small_shapes_sweep<fp16>(37); }
+
 // ---- convert.hpp ----------------------------------------------------------------------------
 
 template <class T>

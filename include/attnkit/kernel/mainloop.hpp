@@ -128,11 +128,10 @@ struct attention_call {
     }
     n_qb = d.sq > 0 ? (d.sq + bq - 1) / bq : 0;
     rows_p = align_up(g * bq, V::width);
+    // Every arch takes the decode engine for few rows, the scalar backend included (one-lane
+    // "vectors": rowmajor.hpp's width-1 paths, which tests/kernel/test_rowmajor.cpp checks over
+    // every small shape, and the scalar fuzzer under ASan + UBSan).
     if (dense) reason = "dense: one tile of all keys (probabilities materialized)";
-    else if (std::is_same_v<Arch, scalar>)
-      // Open defect: the fuzzer crashed the scalar decode path once (axpy_rows<scalar>, dv = 211,
-      // only after ~150 other cases); until it is found, the portable backend stays on prefill.
-      reason = "prefill: the scalar backend runs every shape on the prefill engine";
     else if (g * d.sq <= decode_rows_max) {
       eng = engine::decode;
       reason = "decode: g x Sq <= 16 rows per KV head; vectors along the head dim, K/V streamed once per group";
@@ -249,8 +248,8 @@ struct attention_call {
   // 8% slower at N = 4096, d = 128), blocks of 16 summed from zero elsewhere: dense_attention's
   // tasks of at most decode_rows_max rows (the naive GEMV sums in partial sums there, and a single
   // chain was 2.2x its error on average at large logits) and the scalar backend. The decode engine
-  // sums in vector lanes. See docs/numerics.md. (Never per sequence, so batched calls stay bitwise
-  // their strided calls.)
+  // sums in vector lanes (the scalar backend: in blocks of 16 too, rowmajor.hpp kScalarDotBlock).
+  // See docs/numerics.md. (Never per sequence, so batched calls stay bitwise their strided calls.)
   index_t qk_chunk() const noexcept {
     const bool blocked = std::is_same_v<Arch, scalar> || (dense && g * bq <= decode_rows_max);
     return blocked ? 16 : std::max<index_t>(d.dk, 1);

@@ -25,8 +25,9 @@
 /// next tile: the decode engine's K and V come from DRAM, often 4 KiB apart (bshd caches), where
 /// the hardware prefetchers do not keep enough misses in flight.
 ///
-/// Accuracy: each dot product is `lanes` sequential partial sums joined by a tree; each axpy sum is
-/// sequential within chunks of kKeyChunk keys. Both are at least as accurate as one sequential fp32
+/// Accuracy: each dot product is `lanes` sequential partial sums joined by a tree (scalar backend:
+/// blocks of kScalarDotBlock products summed from zero, then added); each axpy sum is sequential
+/// within chunks of kKeyChunk keys. Both are at least as accurate as one sequential fp32
 /// loop (fewer roundings in sequence). No alignment is required for any pointer; strides are in
 /// elements and may be anything >= the row length (q, k, v are never read past element d-1 / dv-1
 /// of a row, st never written past column R-1, o never past column dv-1).
@@ -57,6 +58,9 @@ struct rm_blocking {
 /// Keys per axpy chunk: sums restart from zero every kKeyChunk keys (blocked summation), and a
 /// chunk of V times one column block (32 x 8 vectors) stays in L1 across the row blocks.
 inline constexpr index_t kKeyChunk = 32;
+
+/// Scalar backend (width 1): dot_rows sums each q.k in blocks of this many products (see dot_tile).
+inline constexpr index_t kScalarDotBlock = 16;
 
 /// Keep a loaded vector in a register: without this GCC folds the load into every FMA that uses
 /// it (vfmadd231ps mem, ...), turning 4 loads per 16 FMAs into 16 and making the tile load-bound.
@@ -201,16 +205,36 @@ ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q,
         }
       }
   }
-  for (; c + W <= d; c += W) {
-    Reg kr[NK];
-    ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
-      kr[j] = kv_load<Arch>(kp[j], c);
-      if constexpr (RB > 1) pin(kr[j]);
+  if constexpr (W == 1) {
+    // One lane: a single chain over d would be the only partial sum. Blocks of kScalarDotBlock
+    // products are summed from zero and then added, as the prefill engine's q.k does on this
+    // backend (qk_chunk() in mainloop.hpp), so both engines give the scalar backend the same logits.
+    for (index_t c0 = 0; c0 < d; c0 += kScalarDotBlock) {
+      const index_t ce = d - c0 < kScalarDotBlock ? d : c0 + kScalarDotBlock;
+      Reg blk[A];
+      ATTNKIT_UNROLL for (int i = 0; i < A; ++i) blk[i] = V::zero();
+      for (c = c0; c < ce; ++c) {
+        Reg kr[NK];
+        ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) kr[j] = kv_load<Arch>(kp[j], c);
+        ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
+          const Reg qr = V::load(qp[r] + c);
+          ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) blk[j * RB + r] = V::fma(qr, kr[j], blk[j * RB + r]);
+        }
+      }
+      ATTNKIT_UNROLL for (int i = 0; i < A; ++i) acc[i] = c0 == 0 ? blk[i] : acc[i] + blk[i];
     }
-    ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
-      Reg qr = V::load(qp[r] + c);
-      if constexpr (NK > 1) pin(qr);
-      ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) acc[j * RB + r] = V::fma(qr, kr[j], acc[j * RB + r]);
+  } else {
+    for (; c + W <= d; c += W) {
+      Reg kr[NK];
+      ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
+        kr[j] = kv_load<Arch>(kp[j], c);
+        if constexpr (RB > 1) pin(kr[j]);
+      }
+      ATTNKIT_UNROLL for (int r = 0; r < RB; ++r) {
+        Reg qr = V::load(qp[r] + c);
+        if constexpr (NK > 1) pin(qr);
+        ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) acc[j * RB + r] = V::fma(qr, kr[j], acc[j * RB + r]);
+      }
     }
   }
   if constexpr (W > 1) {
