@@ -25,9 +25,17 @@
 //     reference and criterion, fully masked rows, stray writes, poisoning (paged), and bitwise
 //     equal to the strided call where the tiles are the same (varlen_kv; pages of a multiple of
 //     64 keys under masks whose spans start at key 0);
+//   - quantized K / V (about 17% of cases, their own generator, Q float): qint8, qint4 (D % 32 ==
+//     0) and qint8_channel (random block; dividing the page size / Sk where a leg needs it) on K
+//     and / or V, float on the other side or both quantized, one pair per policy row; quantized by
+//     append_kv into the case's layouts (padding: garbage values, NaN scales), paged pools and
+//     packed varlen_kv rows of them (garbage values and NaN / Inf scales where unused); the same
+//     checks against the fp64 reference and naive fp32 run on the DEQUANTIZED values, poison
+//     planted in the scale that governs the drawn element;
 // plus malformed calls: a valid call with one thing broken must throw attnkit::invalid_argument
-// naming the entry point and the argument, and leave every buffer unchanged (one strided and one
-// batched per case: block-table ids, lengths, offsets, query_offset / key_mass_out).
+// naming the entry point and the argument, and leave every buffer unchanged (one strided, one
+// batched and one quantized per case: block-table ids, lengths, offsets, query_offset /
+// key_mass_out; scales' shapes, qint4 dims, by-channel blocks, out over the scales).
 //
 // Output: one line per failure (seed, case, configuration, errors) and a summary; exit status 1
 // on any failure. A crash (signal) prints the case being run and exits with status 2.
@@ -1850,11 +1858,11 @@ void malformed_q(config& c, qbreak br, rng& g, std::string& errors) {
       expect = "v.scales";
       break;
     case qbreak::q4_dim_k:  // D - 16 values: a multiple of 16, not of 32 (checked before q's dim)
-      kv.values.extents[3] = (Dk - 16) / 2, kv.scales.extents[3] = (Dk - 16) / 32;
+      kv.values.extents[3] = (Dk - 16) / 2, kv.scales.extents[3] = std::max<index_t>(1, (Dk - 16) / 32);
       expect = "k.values: expected qint4 rows of a multiple of 32";
       break;
     case qbreak::q4_dim_v:
-      vv.values.extents[3] = (Dv - 16) / 2, vv.scales.extents[3] = (Dv - 16) / 32;
+      vv.values.extents[3] = (Dv - 16) / 2, vv.scales.extents[3] = std::max<index_t>(1, (Dv - 16) / 32);
       expect = "v.values: expected qint4 rows of a multiple of 32";
       break;
     case qbreak::block_zero: kv.block = -g.uni(0, 3); expect = "k.block"; break;
@@ -1877,7 +1885,9 @@ void malformed_q(config& c, qbreak br, rng& g, std::string& errors) {
       big.assign(k.qt.sc.size() + static_cast<std::size_t>(c.B * c.Sq * c.Hq * Dv) + 8, 0.f);
       std::copy(k.qt.sc.begin(), k.qt.sc.end(), big.begin());
       kv.scales.data = big.data() + (kv.scales.data - k.qt.sc.data());
-      o.data = big.data() + g.uni(0, std::max<index_t>(0, static_cast<index_t>(k.qt.sc.size()) - 1));
+      // (starting at one of the view's first elements: the buffer's tail is padding, not the view)
+      const index_t n = kv.scales.extents[0] * kv.scales.extents[1] * kv.scales.extents[2] * kv.scales.extents[3];
+      o.data = big.data() + (kv.scales.data - big.data()) + g.uni(0, std::clamp<index_t>(n - 1, 0, 3));
       expect = "scales of k";
       break;
     }
@@ -2018,6 +2028,7 @@ int main(int argc, char** argv) {
 #endif
 
   const auto t0 = std::chrono::steady_clock::now();
+  long quant_cases = 0;
   long ran = 0, mismatches = 0, malformed = 0, malformed_fail = 0, accuracy_only = 0;
   std::vector<long> per_combo_fail(kNumCombos, 0);
   const long first = only >= 0 ? only : 0, last = only >= 0 ? only + 1 : cases;
@@ -2037,6 +2048,7 @@ int main(int argc, char** argv) {
       res.errors += std::string("valid call threw: ") + e.what() + "; ";
     }
     ++ran;
+    quant_cases += c.quant >= 0;
     if (!res.errors.empty()) {
       // A case whose only findings are "error vs naive fp32" is an accuracy miss of the 2x-naive
       // criterion (so far: large logits, see README); everything else is a contract violation.
@@ -2087,10 +2099,10 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("attnkit_fuzz_%s seed=%llu: %ld cases, %ld contract mismatches, %ld accuracy-only misses (%.2f%%, "
+  std::printf("attnkit_fuzz_%s seed=%llu: %ld cases (%ld with quantized K/V), %ld contract mismatches, %ld accuracy-only misses (%.2f%%, "
               "budget %.2f%%), 0 crashes (a crash aborts the run with its case), %ld malformed calls checked, %ld "
               "malformed failures, %.1f s\n",
-              ATTNKIT_TEST_ARCH_NAME, static_cast<unsigned long long>(seed), ran, mismatches, accuracy_only,
+              ATTNKIT_TEST_ARCH_NAME, static_cast<unsigned long long>(seed), ran, quant_cases, mismatches, accuracy_only,
               ran ? 100.0 * double(accuracy_only) / double(ran) : 0.0, 100.0 * accuracy_budget, malformed,
               malformed_fail, secs);
   if (mismatches || accuracy_only)
