@@ -25,9 +25,17 @@
 //     reference and criterion, fully masked rows, stray writes, poisoning (paged), and bitwise
 //     equal to the strided call where the tiles are the same (varlen_kv; pages of a multiple of
 //     64 keys under masks whose spans start at key 0);
+//   - quantized K / V (about 17% of cases, their own generator, Q float): qint8, qint4 (D % 32 ==
+//     0) and qint8_channel (random block; dividing the page size / Sk where a leg needs it) on K
+//     and / or V, float on the other side or both quantized, one pair per policy row; quantized by
+//     append_kv into the case's layouts (padding: garbage values, NaN scales), paged pools and
+//     packed varlen_kv rows of them (garbage values and NaN / Inf scales where unused); the same
+//     checks against the fp64 reference and naive fp32 run on the DEQUANTIZED values, poison
+//     planted in the scale that governs the drawn element;
 // plus malformed calls: a valid call with one thing broken must throw attnkit::invalid_argument
-// naming the entry point and the argument, and leave every buffer unchanged (one strided and one
-// batched per case: block-table ids, lengths, offsets, query_offset / key_mass_out).
+// naming the entry point and the argument, and leave every buffer unchanged (one strided, one
+// batched and one quantized per case: block-table ids, lengths, offsets, query_offset /
+// key_mass_out; scales' shapes, qint4 dims, by-channel blocks, out over the scales).
 //
 // Output: one line per failure (seed, case, configuration, errors) and a summary; exit status 1
 // on any failure. A crash (signal) prints the case being run and exits with status 2.
@@ -42,6 +50,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
@@ -203,6 +212,10 @@ struct config {
   int vl_q_layout = 0;      // packed q / out: 0 token-major [1, total, H, D], 1 head-major
   index_t vl_k_pad = 0;     // varlen_kv rows: garbage elements between consecutive key rows
   std::uint64_t leg_seed = 0;
+  // quantized K / V (drawn from their own generator): kQPairs index or -1, by-channel block
+  int quant = -1;
+  index_t qblock = 1;
+  std::uint64_t quant_seed = 0;
 
   index_t q_offset() const { return qoff; }
   std::string str() const;
@@ -391,6 +404,36 @@ bool bitwise_equal(const float* a, const float* b, std::size_t n) {
   return n == 0 || std::memcmp(a, b, n * sizeof(float)) == 0;  // (empty buffers may have null data)
 }
 
+// ---- quantized K / V (core/quant.hpp) ------------------------------------------------------------
+// A quantized case (its own generator decides: about 17% of cases, Q float) quantizes the drawn K
+// and / or V with the public append_kv helper into the case's layouts (cache padding: garbage
+// values, NaN scales), and checks the call against the fp64 reference and the naive fp32 run on
+// the DEQUANTIZED values (tests/kernel/test_quant.cpp's criterion). Each policy row runs one
+// (K, V) pair (row index % 7, bounding the instantiations); qint4 needs D % 32 == 0 (otherwise the
+// case stays unquantized). Poisoning plants the NaN / +-Inf into the scale that governs the
+// drawn element (qint8: the row, qint4: its group of 32, qint8_channel: the channel of its block)
+// and expects what the dequantized values imply.
+struct qpair_info {
+  const char *k, *v;
+  bool k4, v4, kc, vc;  // qint4 / qint8_channel on each side
+};
+constexpr qpair_info kQPairs[] = {
+    {"qint8", "qint8", false, false, false, false},        {"qint4", "qint4", true, true, false, false},
+    {"qint8_channel", "qint8", false, false, true, false}, {"qint8", "float", false, false, false, false},
+    {"float", "qint4", false, true, false, false},         {"qint8_channel", "qint4", false, true, true, false},
+    {"qint8", "qint8_channel", false, false, false, true},
+};
+constexpr int kNumQPairs = sizeof(kQPairs) / sizeof(kQPairs[0]);
+template <int P>
+struct qpair;
+template <> struct qpair<0> { using K = qint8; using V = qint8; };
+template <> struct qpair<1> { using K = qint4; using V = qint4; };
+template <> struct qpair<2> { using K = qint8_channel; using V = qint8; };
+template <> struct qpair<3> { using K = qint8; using V = float; };
+template <> struct qpair<4> { using K = float; using V = qint4; };
+template <> struct qpair<5> { using K = qint8_channel; using V = qint4; };
+template <> struct qpair<6> { using K = qint8; using V = qint8_channel; };
+
 std::string config::str() const {
   std::ostringstream os;
   os << "seed=" << seed << " case=" << index << " arch=" << ATTNKIT_TEST_ARCH_NAME << " combo=" << combo << " "
@@ -414,6 +457,7 @@ std::string config::str() const {
     os << " batched{" << (leg_paged ? "paged " : "") << (leg_varlen ? (vl_kv ? "varlen+paged " : "varlen+varlen_kv ") : "")
        << "page=" << page << " page_layout=" << page_layout << " q_layout=" << vl_q_layout << " k_pad=" << vl_k_pad
        << "}";
+  if (quant >= 0) os << " quant{k=" << kQPairs[quant].k << " v=" << kQPairs[quant].v << " block=" << qblock << "}";
   for (auto& p : poison)
     os << " poison{" << (p.which == 0 ? "K" : p.which == 1 ? "V" : "Q") << "[" << p.b << "," << p.s << "," << p.h
        << "," << p.c << "]=" << p.value << "}";
@@ -643,6 +687,274 @@ void compare_bitwise(const config& c, const outputs& strided, const outputs& leg
   (void)c;
 }
 
+template <class E>
+void random_bytes(std::vector<E>& v, rng& g) {
+  for (auto& x : v) x.bits = static_cast<decltype(x.bits)>(g.uni(0, 255));
+}
+/// A quantized tensor [B, S, H, D] (values and scales owned) in one of the layouts; cache
+/// padding holds garbage values and NaN scales.
+template <class E>
+struct qtensor {
+  std::vector<E> vals;
+  std::vector<float> sc;
+  quantized<E> view;
+  quantized<const E> cview() const { return view; }
+};
+template <class E>
+qtensor<E> make_qtensor(index_t B, index_t S, index_t H, index_t D, layout l, index_t block, rng& gg) {
+  using Tr = quant_traits<E>;
+  qtensor<E> t;
+  const index_t Dp = D / Tr::per_byte, nd = Tr::group == 0 ? 1 : D / Tr::group;
+  const index_t Ss = Tr::by_channel ? (S + block - 1) / block : S;
+  const index_t cap = l == layout::cache ? S + 3 : S, caps = l == layout::cache ? Ss + 2 : Ss;
+  t.vals.resize(static_cast<std::size_t>(std::max<index_t>(B * cap * H * Dp, 1)));
+  random_bytes(t.vals, gg);
+  t.sc.assign(static_cast<std::size_t>(std::max<index_t>(B * caps * H * nd, 1)), kNaN);
+  switch (l) {
+    case layout::bshd: t.view = {bshd(t.vals.data(), B, S, H, Dp), bshd(t.sc.data(), B, Ss, H, nd), block}; break;
+    case layout::bhsd: t.view = {bhsd(t.vals.data(), B, H, S, Dp), bhsd(t.sc.data(), B, H, Ss, nd), block}; break;
+    case layout::cache:
+      t.view = {tensor_view<E>{t.vals.data(), {B, S, H, Dp}, {H * cap * Dp, Dp, cap * Dp, 1}},
+                tensor_view<float>{t.sc.data(), {B, Ss, H, nd}, {H * caps * nd, nd, caps * nd, 1}}, block};
+      break;
+  }
+  return t;
+}
+template <class E>
+qtensor<E> qclone(const qtensor<E>& t) {
+  qtensor<E> r = t;
+  r.view.values.data = r.vals.data() + (t.view.values.data - t.vals.data());
+  r.view.scales.data = r.sc.data() + (t.view.scales.data - t.sc.data());
+  return r;
+}
+template <class T>
+tensor<T> tclone(const tensor<T>& t) {
+  tensor<T> r;
+  r.buf = t.buf;
+  r.view = t.view;
+  r.view.data = r.buf.data() + (t.view.data - t.buf.data());
+  return r;
+}
+template <class E>
+tensor<float> dequantize(const quantized<const E>& q) {
+  tensor<float> t;
+  const index_t B = q.batch(), S = q.seq(), H = q.heads(), D = q.dim();
+  t.buf.assign(static_cast<std::size_t>(std::max<index_t>(B * S * H * D, 1)), 0.f);
+  t.view = bshd(t.buf.data(), B, S, H, D);
+  for (index_t b = 0; b < B; ++b)
+    for (index_t s = 0; s < S; ++s)
+      for (index_t h = 0; h < H; ++h)
+        for (index_t c = 0; c < D; ++c) t.view(b, s, h, c) = q(b, s, h, c);
+  return t;
+}
+
+/// K or V of a quantized case: E float (plain, the drawn tensor itself) or a quantized type.
+template <class E>
+struct qside {
+  static constexpr bool quant = quantized_type<E>;
+  using QE = std::conditional_t<quant, E, qint8>;
+  tensor<float> src;  // plain: the operand; quantized: the drawn values (bshd) it is quantized from
+  qtensor<QE> qt;     // quantized only
+  tensor<float> deq;  // quantized only: the dequantized values (what the references see)
+  auto view() const {
+    if constexpr (quant) return qt.cview();
+    else return src.cview();
+  }
+  tensor_view<const float> ref_view() const { return quant ? deq.cview() : src.cview(); }
+  void refresh() {
+    if constexpr (quant) deq = dequantize<E>(qt.cview());
+  }
+  qside clone() const {
+    qside r;
+    r.src = tclone(src);
+    if constexpr (quant) r.qt = qclone(qt), r.deq = tclone(deq);
+    return r;
+  }
+};
+/// Draws the values as make_tensor does (same generator use), then quantizes them into layout l.
+template <class E>
+qside<E> make_side(index_t B, index_t S, index_t H, index_t D, layout l, rng& g, float mag, index_t block, rng& gg) {
+  qside<E> s;
+  if constexpr (!qside<E>::quant) {
+    s.src = make_tensor<float>(B, S, H, D, l, g, mag);
+  } else {
+    s.src = make_tensor<float>(B, S, H, D, layout::bshd, g, mag);
+    s.qt = make_qtensor<E>(B, S, H, D, l, block, gg);
+    if (B * S * H * D > 0) {
+      tensor<float> spare;  // append_kv writes K and V: V's rows go to a plain scratch cache
+      spare.buf.assign(static_cast<std::size_t>(B * S * H * D), 0.f);
+      spare.view = bshd(spare.buf.data(), B, S, H, D);
+      append_kv(s.qt.view, spare.view, 0, s.src.cview(), s.src.cview());
+    }
+    s.refresh();
+  }
+  return s;
+}
+/// Plants p: a plain side's element, or the scale that governs the element of a quantized side.
+template <class E>
+void plant(qside<E>& s, const poison_site& p) {
+  if constexpr (qside<E>::quant) {
+    using Tr = quant_traits<E>;
+    s.qt.view.scale_row(p.b, p.s, p.h)[Tr::group == 0 ? 0 : p.c / Tr::group] = p.value;
+  } else {
+    s.src.view(p.b, p.s, p.h, p.c) = p.value;
+  }
+}
+/// The element sites a planted p poisons (check_poison's model): a quantized side's scale
+/// reaches its row (qint8), group (qint4) or the channel of its block (qint8_channel), with the
+/// value the scale holds after every site is planted (a K row: one site, its c is not used).
+template <class E>
+void expand_site(const qside<E>& s, const poison_site& p, index_t S, index_t D, std::vector<poison_site>& out) {
+  if constexpr (!qside<E>::quant) {
+    out.push_back(p);
+  } else {
+    using Tr = quant_traits<E>;
+    const float val = s.qt.view.scale_row(p.b, p.s, p.h)[Tr::group == 0 ? 0 : p.c / Tr::group];
+    index_t s0 = p.s, s1 = p.s + 1, c0 = 0, c1 = D;
+    if constexpr (Tr::by_channel) s0 = p.s / s.qt.view.block * s.qt.view.block, s1 = std::min(S, s0 + s.qt.view.block), c0 = p.c, c1 = p.c + 1;
+    else if constexpr (Tr::group > 0) c0 = p.c / Tr::group * Tr::group, c1 = c0 + Tr::group;
+    if (p.which == 0) c1 = c0 + 1;
+    for (index_t t = s0; t < s1; ++t)
+      for (index_t c = c0; c < c1; ++c) out.push_back(poison_site{p.b, t, p.h, c, p.which, val});
+  }
+}
+
+/// One side of a quantized page pool: pages {N, page, Hkv, D} of values (and of scales: rows
+/// page / block by channel), token- or head-major within a page, garbage everywhere first.
+template <class E>
+struct side_pages {
+  std::vector<std::conditional_t<quantized_type<E>, E, float>> vals;
+  std::vector<float> sc;
+  kv_view_t<const E> view;
+};
+template <class T>
+tensor_view<const T> page_view(const std::vector<T>& buf, int lay, index_t pages, index_t ps, index_t H, index_t D) {
+  return lay == 0 ? tensor_view<const T>{buf.data(), {pages, ps, H, D}, {ps * H * D, H * D, D, 1}}
+                  : tensor_view<const T>{buf.data(), {pages, ps, H, D}, {H * ps * D, D, ps * D, 1}};
+}
+template <class E>
+void alloc_pages(side_pages<E>& sp, const config& c, index_t pages, index_t ps, index_t D, index_t block, rng& g) {
+  if constexpr (quantized_type<E>) {
+    using Tr = quant_traits<E>;
+    const index_t Dp = D / Tr::per_byte, nd = Tr::group == 0 ? 1 : D / Tr::group, pss = Tr::by_channel ? ps / block : ps;
+    sp.vals.resize(static_cast<std::size_t>(std::max<index_t>(pages * ps * c.Hkv * Dp, 1)));
+    random_bytes(sp.vals, g);
+    sp.sc.resize(static_cast<std::size_t>(std::max<index_t>(pages * pss * c.Hkv * nd, 1)));
+    for (auto& x : sp.sc) x = garbage<float>(g);
+    sp.view = quantized<const E>{page_view(sp.vals, c.page_layout, pages, ps, c.Hkv, Dp),
+                                 page_view(sp.sc, c.page_layout, pages, pss, c.Hkv, nd), block};
+  } else {
+    sp.vals.resize(static_cast<std::size_t>(pages * ps * c.Hkv * D));
+    for (auto& x : sp.vals) x = garbage<float>(g);
+    sp.view = page_view(sp.vals, c.page_layout, pages, ps, c.Hkv, D);
+  }
+}
+/// Row (b, t, h) of a side into row `row` of page pg.
+template <class E>
+void put_page_row(side_pages<E>& sp, const qside<E>& s, index_t b, index_t t, index_t pg, index_t row, index_t h, index_t D) {
+  if constexpr (quantized_type<E>) {
+    using Tr = quant_traits<E>;
+    const index_t Dp = D / Tr::per_byte, nd = Tr::group == 0 ? 1 : D / Tr::group;
+    std::copy_n(s.qt.view.values.row(b, t, h), Dp, const_cast<E*>(sp.view.values.row(pg, row, h)));
+    if (!Tr::by_channel || t % sp.view.block == 0)
+      std::copy_n(s.qt.view.scale_row(b, t, h), Tr::by_channel ? D : nd, const_cast<float*>(sp.view.scale_row(pg, row, h)));
+  } else {
+    float* r = const_cast<float*>(sp.view.row(pg, row, h));
+    for (index_t d = 0; d < D; ++d) r[d] = s.src.view(b, t, h, d);
+  }
+}
+template <class EK, class EV>
+struct qpool {
+  index_t max_pages = 0;
+  side_pages<EK> k;
+  side_pages<EV> v;
+  std::vector<std::int32_t> table, lengths;
+  paged_kv<const EK, const EV> view() const { return {k.view, v.view, table, max_pages, lengths}; }
+};
+/// make_pool's pool (same structure: shuffled pages, spare pages, garbage, unused table entries
+/// -1 or out of range) for quantized sides; a by-channel side's block divides the page size.
+template <class EK, class EV>
+qpool<EK, EV> make_qpool(const config& c, const qside<EK>& k, const qside<EV>& v, std::uint64_t seed) {
+  rng g(seed);
+  qpool<EK, EV> p;
+  const index_t ps = c.page, per = (c.Sk + ps - 1) / ps;
+  p.max_pages = per + g.uni(0, 2);
+  const index_t pages = c.B * per + g.uni(1, 3);
+  alloc_pages(p.k, c, pages, ps, c.Dk, c.qblock, g);
+  alloc_pages(p.v, c, pages, ps, c.Dv, c.qblock, g);
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(pages));
+  for (index_t i = 0; i < pages; ++i) ids[i] = static_cast<std::int32_t>(i);
+  std::shuffle(ids.begin(), ids.end(), g.g);
+  p.table.assign(static_cast<std::size_t>(c.B * p.max_pages), -1);
+  for (auto& e : p.table)
+    if (g.coin(0.3)) e = static_cast<std::int32_t>(g.coin(0.5) ? pages + g.uni(0, 1000) : -g.uni(2, 1000));
+  index_t next = 0;
+  for (index_t b = 0; b < c.B; ++b) {
+    p.lengths.push_back(static_cast<std::int32_t>(c.Sk));
+    for (index_t t = 0; t < per; ++t) p.table[b * p.max_pages + t] = ids[next++];
+    for (index_t t = 0; t < c.Sk; ++t) {
+      const index_t pg = p.table[b * p.max_pages + t / ps];
+      for (index_t h = 0; h < c.Hkv; ++h) {
+        put_page_row(p.k, k, b, t, pg, t % ps, h, c.Dk);
+        put_page_row(p.v, v, b, t, pg, t % ps, h, c.Dv);
+      }
+    }
+  }
+  return p;
+}
+/// A side's sequences packed along seq ([1, B * S, H, D], token-major, rows `row_pad` garbage
+/// elements apart; scales likewise; by channel: block divides S, so the blocks are the same).
+template <class E>
+struct packed_side {
+  std::vector<std::conditional_t<quantized_type<E>, E, float>> vals;
+  std::vector<float> sc;
+  kv_view_t<const E> view;
+  std::vector<std::int32_t> starts;
+};
+template <class E>
+packed_side<E> pack_side(const qside<E>& s, index_t row_pad, rng& g) {
+  packed_side<E> p;
+  if constexpr (quantized_type<E>) {
+    using Tr = quant_traits<E>;
+    const auto& q = s.qt.view;
+    const index_t B = q.batch(), S = q.seq(), H = q.heads(), D = q.dim(), total = B * S, blk = q.block;
+    const index_t Dp = D / Tr::per_byte, nd = Tr::group == 0 ? 1 : D / Tr::group, rs = H * Dp + row_pad;
+    const index_t srows = Tr::by_channel ? B * ((S + blk - 1) / blk) : total, srs = H * nd + row_pad % 3;
+    p.vals.resize(static_cast<std::size_t>(std::max<index_t>(total * rs, 1)));
+    random_bytes(p.vals, g);
+    p.sc.resize(static_cast<std::size_t>(std::max<index_t>(srows * srs, 1)));
+    for (auto& x : p.sc) x = garbage<float>(g);
+    p.view = quantized<const E>{tensor_view<const E>{p.vals.data(), {1, total, H, Dp}, {total * rs, rs, Dp, 1}},
+                                tensor_view<const float>{p.sc.data(), {1, srows, H, nd}, {srows * srs, srs, nd, 1}}, blk};
+    for (index_t b = 0; b < B; ++b)
+      for (index_t t = 0; t < S; ++t)
+        for (index_t h = 0; h < H; ++h) {
+          std::copy_n(q.values.row(b, t, h), Dp, const_cast<E*>(p.view.values.row(0, b * S + t, h)));
+          if (!Tr::by_channel || t % blk == 0)
+            std::copy_n(q.scale_row(b, t, h), Tr::by_channel ? D : nd, const_cast<float*>(p.view.scale_row(0, b * S + t, h)));
+        }
+    for (index_t b = 0; b <= B; ++b) p.starts.push_back(static_cast<std::int32_t>(b * S));
+  } else {
+    auto pk = pack(s.src, 0, row_pad, g);
+    p.vals = std::move(pk.buf);
+    p.view = pk.view;
+    p.view.data = p.vals.data();
+    p.starts = std::move(pk.starts);
+  }
+  return p;
+}
+
+std::vector<std::uint8_t> keep_of(const config& c, const auto& mask) {
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(c.B * c.Hq * c.Sq * c.Sk));
+  for (index_t b = 0; b < c.B; ++b)
+    for (index_t h = 0; h < c.Hq; ++h) {
+      const head_ctx ctx{b, h, c.q_offset()};
+      for (index_t i = 0; i < c.Sq; ++i)
+        for (index_t j = 0; j < c.Sk; ++j) keep[((b * c.Hq + h) * c.Sq + i) * c.Sk + j] = mask.keep(ctx, i, j);
+    }
+  return keep;
+}
+
 // ---- one policy combination -----------------------------------------------------------------------
 enum opt_bits { kScale = 1, kQoff = 2 };
 
@@ -658,7 +970,7 @@ inline constexpr bool spans_at_zero<or_<A, B>> = spans_at_zero<A> && spans_at_ze
 
 // AllTypes: bf16 / fp16 inputs too (a subset of rows, to bound the number of instantiations and
 // the TU's compile time); other rows always run float inputs.
-template <class M, class S, class N, int Opts, bool AllTypes>
+template <class M, class S, class N, int Opts, bool AllTypes, int QP>
 struct combo {
   static auto policies(const config& c) {
     auto base = std::make_tuple(build(tag<S>{}, c), build(tag<M>{}, c), build(tag<N>{}, c));
@@ -670,19 +982,20 @@ struct combo {
     else return with_scale;
   }
 
+  template <class QV, class KV, class VV>
+  static void kernel_v(const config& c, const QV& q, const KV& k, const VV& v, tensor_view<float> o,
+                       const fuzz_exec& ex, float* lse, float* km) {
+    std::apply(
+        [&](const auto&... p) {
+          if (c.flash) flash_attention<Arch>(q, k, v, o, p..., ex, lse_out{lse}, key_mass_out{km});
+          else dense_attention<Arch>(q, k, v, o, p..., ex, lse_out{lse}, key_mass_out{km});
+        },
+        policies(c));
+  }
   template <class T>
   static void kernel(const config& c, const tensor<T>& q, const tensor<T>& k, const tensor<T>& v, outputs& out,
                      const fuzz_exec& ex, bool lse, bool km) {
-    std::apply(
-        [&](const auto&... p) {
-          if (c.flash)
-            flash_attention<Arch>(q.cview(), k.cview(), v.cview(), out.view, p..., ex, lse_out{out.lse_ptr(lse)},
-                                  key_mass_out{out.km_ptr(km)});
-          else
-            dense_attention<Arch>(q.cview(), k.cview(), v.cview(), out.view, p..., ex, lse_out{out.lse_ptr(lse)},
-                                  key_mass_out{out.km_ptr(km)});
-        },
-        policies(c));
+    kernel_v(c, q.cview(), k.cview(), v.cview(), out.view, ex, out.lse_ptr(lse), out.km_ptr(km));
   }
 
   template <class T>
@@ -809,7 +1122,112 @@ struct combo {
     return r;
   }
 
+  // ---- quantized K / V (c.quant >= 0): see "quantized K / V" above ----
+  template <class EK, class EV>
+  static void run_q(const config& c, rng& g, case_result& res) {
+    constexpr bool has_lse = N::has_lse;
+    rng gg(c.quant_seed);  // garbage in cache padding
+    auto q = make_tensor<float>(c.B, c.Sq, c.Hq, c.Dk, c.lq, g, c.mag);
+    auto k = make_side<EK>(c.B, c.Sk, c.Hkv, c.Dk, c.lk, g, c.mag, c.qblock, gg);
+    auto v = make_side<EV>(c.B, c.Sk, c.Hkv, c.Dv, c.lv, g, 1.f, c.qblock, gg);
+    const auto pol = policies(c);
+    const auto ref = std::apply(
+        [&](const auto&... p) {
+          return c.poison.empty() ? ref::attention<double>(q.cview(), k.ref_view(), v.ref_view(), p...)
+                                  : ref::attention<double>(q.cview(), k.ref_view(), v.ref_view(), p..., probs_out{});
+        },
+        pol);
+    const auto naive = std::apply(
+        [&](const auto&... p) { return ref::attention<float>(q.cview(), k.ref_view(), v.ref_view(), p...); }, pol);
+    const auto keep = keep_of(c, std::get<1>(pol));
+    const bool want_lse = has_lse && c.want_lse;
+    outputs out(c);
+    kernel_v(c, q.cview(), k.view(), v.view(), out.view, c.ex, out.lse_ptr(want_lse), out.km_ptr(c.want_km));
+    res.ran = true;
+    std::vector<float> sinks;
+    if constexpr (std::is_same_v<N, softmax_with_sink>) sinks = c.sinks;
+    check_against_ref(c, ref, naive, out, keep, has_lse, sinks, res.errors);
+    outputs out2(c);
+    kernel_v(c, q.cview(), k.view(), v.view(), out2.view, c.ex2, out2.lse_ptr(want_lse), out2.km_ptr(c.want_km));
+    compare_runs(c, out, out2, has_lse, res.errors);
+    config cp = c;  // the poison as element sites of the dequantized values
+    auto qp = tclone(q);
+    auto kp = k.clone();
+    auto vp = v.clone();
+    if (!c.poison.empty()) {
+      for (const auto& p : c.poison) {
+        if (p.which == 2) qp.view(p.b, p.s, p.h, p.c) = p.value;
+        else if (p.which == 0) plant(kp, p);
+        else plant(vp, p);
+      }
+      kp.refresh(), vp.refresh();
+      cp.poison.clear();
+      for (const auto& p : c.poison) {
+        if (p.which == 2) cp.poison.push_back(p);
+        else if (p.which == 0) expand_site(kp, p, c.Sk, c.Dk, cp.poison);
+        else expand_site(vp, p, c.Sk, c.Dv, cp.poison);
+      }
+      outputs clean(c), pois(c);
+      kernel_v(c, q.cview(), k.view(), v.view(), clean.view, c.ex, clean.lse_ptr(want_lse), nullptr);
+      kernel_v(c, qp.cview(), kp.view(), vp.view(), pois.view, c.ex, pois.lse_ptr(want_lse), nullptr);
+      check_poison(cp, clean, pois, keep, ref.probs, has_lse, res.errors);
+    }
+    if constexpr (!(Opts & kQoff))
+      if (c.flash && (c.leg_paged || c.leg_varlen))
+        batched_legs_q(c, cp, q, k, v, qp, kp, vp, ref, naive, keep, sinks, out, res);
+  }
+
+  template <class EK, class EV, class R>
+  static void batched_legs_q(const config& c0, const config& cpois, const tensor<float>& q, const qside<EK>& k,
+                             const qside<EV>& v, const tensor<float>& qp, const qside<EK>& kp, const qside<EV>& vp,
+                             const R& ref, const ref::result<float>& naive, const std::vector<std::uint8_t>& keep,
+                             const std::vector<float>& sinks, const outputs& strided, case_result& res) {
+    constexpr bool has_lse = N::has_lse;
+    config c = c0;
+    c.want_km = false;
+    const bool want_lse = has_lse && c.want_lse;
+    const bool same_tiles_paged = !c0.want_km && spans_at_zero<M> && c.page % tiling{}.block_kv == 0;
+    rng g(c.leg_seed);
+    if (c.leg_paged) {
+      std::string e;
+      const std::uint64_t pool_seed = g.g();
+      const auto pool = make_qpool(c, k, v, pool_seed);
+      outputs po(c);
+      batched_kernel(c, q.cview(), pool.view(), po.view, po.lse_ptr(want_lse));
+      check_against_ref(c, ref, naive, po, keep, has_lse, sinks, e);
+      if (same_tiles_paged) compare_bitwise(c, strided, po, want_lse, e);
+      if (!c.poison.empty()) {
+        const auto ppool = make_qpool(c, kp, vp, pool_seed);
+        outputs pp(c);
+        batched_kernel(c, qp.cview(), ppool.view(), pp.view, pp.lse_ptr(want_lse));
+        config cx = cpois;
+        cx.want_km = false;
+        check_poison(cx, po, pp, keep, ref.probs, has_lse, e);
+      }
+      add_prefixed(res.errors, "paged: ", e);
+    }
+    if (c.leg_varlen) {
+      std::string e;
+      const auto qk = pack(q, c.vl_q_layout, c.vl_k_pad, g);
+      const varlen<const float> vq{qk.view, qk.starts};
+      outputs vo(c, c.vl_q_layout);
+      if (c.vl_kv == 0) {
+        const auto kk = pack_side(k, c.vl_k_pad, g);
+        const auto vv = pack_side(v, c.vl_k_pad, g);
+        batched_kernel(c, vq, varlen_kv<const EK, const EV>{kk.view, vv.view, kk.starts}, vo.packed(), vo.lse_ptr(want_lse));
+      } else {
+        const auto pool = make_qpool(c, k, v, g.g());
+        batched_kernel(c, vq, pool.view(), vo.packed(), vo.lse_ptr(want_lse));
+      }
+      if (want_lse) vo.lse_from_packed(c.B, c.Hq, c.Sq);
+      check_against_ref(c, ref, naive, vo, keep, has_lse, sinks, e);
+      if (c.vl_kv == 0 ? !c0.want_km : same_tiles_paged) compare_bitwise(c, strided, vo, want_lse, e);
+      add_prefixed(res.errors, c.vl_kv == 0 ? "varlen+varlen_kv: " : "varlen+paged: ", e);
+    }
+  }
+
   static void run(const config& c, rng& g, case_result& res) {
+    if (c.quant >= 0) return run_q<typename qpair<QP>::K, typename qpair<QP>::V>(c, g, res);
     if constexpr (AllTypes) {
       switch (c.type) {
         case dtype::f32: run_t<float>(c, g, res); break;
@@ -832,6 +1250,7 @@ struct combo_row {
   const char* name;
   void (*run)(const config&, rng&, case_result&);
   bool has_lse, has_scale, has_qoff, has_document, is_sink, all_types;
+  int qpair;  // kQPairs index of its quantized cases
 };
 template <class M>
 inline constexpr bool has_doc = std::is_same_v<M, document>;
@@ -847,41 +1266,42 @@ using doc_and_window = and_<document, sw>;
 using causal_and_window = and_<causal, sw>;
 using fn_or_sinks = or_<mf, sink_tokens>;
 using sinks_and_causal = and_<sink_tokens, causal>;
-#define ROWT(M, S, N, O, T) \
-  combo_row { #M " | " #S " | " #N " | opts " #O, &combo<M, S, N, O, T>::run, N::has_lse, ((O) & kScale) != 0, \
-              ((O) & kQoff) != 0, has_doc<M>, std::is_same_v<N, sws>, T }
-#define ROW(M, S, N, O) ROWT(M, S, N, O, false)
-#define ROW16(M, S, N, O) ROWT(M, S, N, O, true)  // also bf16 / fp16 inputs
+// Q: the row's quantized (K, V) pair, kQPairs[(row index) % kNumQPairs].
+#define ROWT(M, S, N, O, T, Q) \
+  combo_row { #M " | " #S " | " #N " | opts " #O, &combo<M, S, N, O, T, (Q) % kNumQPairs>::run, N::has_lse, \
+              ((O) & kScale) != 0, ((O) & kQoff) != 0, has_doc<M>, std::is_same_v<N, sws>, T, (Q) % kNumQPairs }
+#define ROW(M, S, N, O, Q) ROWT(M, S, N, O, false, Q)
+#define ROW16(M, S, N, O, Q) ROWT(M, S, N, O, true, Q)  // also bf16 / fp16 inputs
 
 const combo_row kCombos[] = {
-    ROW16(no_mask, dot_product, softmax, 0),
-    ROW16(causal, dot_product, softmax, 1),
-    ROW(causal, dot_product, softmax, 2),
-    ROW(sw, dot_product, softmax, 3),
-    ROW(sink_tokens, dot_product, softmax, 1),
-    ROW(document, dot_product, softmax, 1),
-    ROW(mf, dot_product, softmax, 0),
-    ROW(causal, softcap, softmax, 1),
-    ROW16(sw, alibi, softmax, 3),
-    ROW(no_mask, sf, softmax, 1),
-    ROW16(causal, dot_product, sws, 1),
-    ROW(no_mask, dot_product, sws, 2),
-    ROW(sw, softcap, sws, 1),
-    ROW16(causal, dot_product, sigmoid, 1),
-    ROW(no_mask, alibi, sigmoid, 3),
-    ROW16(doc_and_causal, dot_product, softmax, 1),
-    ROW(sinks_or_window, dot_product, softmax, 3),
-    ROW16(sinks_or_window, dot_product, sws, 1),
-    ROW(causal_and_fn, dot_product, softmax, 2),
-    ROW(window_or_doc, alibi, softmax, 1),
-    ROW(doc_and_window, softcap, sigmoid, 1),
-    ROW(causal_and_window, sf, softmax, 3),
-    ROW(fn_or_sinks, dot_product, softmax, 1),
-    ROW(causal, alibi, sws, 3),
-    ROW(document, sf, sws, 1),
-    ROW(no_mask, softcap, softmax, 2),
-    ROW(sinks_and_causal, dot_product, sigmoid, 2),
-    ROW16(mf, softcap, sws, 1),
+    ROW16(no_mask, dot_product, softmax, 0, 0),
+    ROW16(causal, dot_product, softmax, 1, 1),
+    ROW(causal, dot_product, softmax, 2, 2),
+    ROW(sw, dot_product, softmax, 3, 3),
+    ROW(sink_tokens, dot_product, softmax, 1, 4),
+    ROW(document, dot_product, softmax, 1, 5),
+    ROW(mf, dot_product, softmax, 0, 6),
+    ROW(causal, softcap, softmax, 1, 7),
+    ROW16(sw, alibi, softmax, 3, 8),
+    ROW(no_mask, sf, softmax, 1, 9),
+    ROW16(causal, dot_product, sws, 1, 10),
+    ROW(no_mask, dot_product, sws, 2, 11),
+    ROW(sw, softcap, sws, 1, 12),
+    ROW16(causal, dot_product, sigmoid, 1, 13),
+    ROW(no_mask, alibi, sigmoid, 3, 14),
+    ROW16(doc_and_causal, dot_product, softmax, 1, 15),
+    ROW(sinks_or_window, dot_product, softmax, 3, 16),
+    ROW16(sinks_or_window, dot_product, sws, 1, 17),
+    ROW(causal_and_fn, dot_product, softmax, 2, 18),
+    ROW(window_or_doc, alibi, softmax, 1, 19),
+    ROW(doc_and_window, softcap, sigmoid, 1, 20),
+    ROW(causal_and_window, sf, softmax, 3, 21),
+    ROW(fn_or_sinks, dot_product, softmax, 1, 22),
+    ROW(causal, alibi, sws, 3, 23),
+    ROW(document, sf, sws, 1, 24),
+    ROW(no_mask, softcap, softmax, 2, 25),
+    ROW(sinks_and_causal, dot_product, sigmoid, 2, 26),
+    ROW16(mf, softcap, sws, 1, 27),
 };
 constexpr int kNumCombos = sizeof(kCombos) / sizeof(kCombos[0]);
 
@@ -1027,6 +1447,30 @@ config draw(std::uint64_t seed, long index, rng& g) {
     c.vl_kv = gb.coin(0.35) ? 1 : 0;
     c.vl_q_layout = gb.coin(0.3) ? 1 : 0;
     c.vl_k_pad = gb.coin(0.5) ? 0 : gb.uni(1, 9);
+  }
+  // Quantized K / V: their own generator too (the other cases are those of a run without them).
+  rng gq(leg_seed_of(seed, index) ^ 0x2545F4914F6CDD1Dull);
+  c.quant_seed = gq.g();
+  const qpair_info& qp = kQPairs[row.qpair];
+  const bool fits = (!qp.k4 || c.Dk % 32 == 0) && (!qp.v4 || c.Dv % 32 == 0);
+  if (fits && gq.coin(qp.k4 || qp.v4 ? 0.4 : 0.17)) {  // about 17% of all cases
+    c.quant = row.qpair;
+    c.type = dtype::f32;
+    if (qp.kc || qp.vc) {
+      // A paged pool's page size must be a multiple of the block; varlen_kv's packed blocks are
+      // the strided ones when the block divides Sk.
+      index_t need = 0;
+      if (c.leg_paged || (c.leg_varlen && c.vl_kv == 1)) need = c.page;
+      if (c.leg_varlen && c.vl_kv == 0) need = std::gcd(need, c.Sk);
+      if (need > 0) {
+        std::vector<index_t> div;
+        for (index_t d = 1; d <= std::min<index_t>(need, 256); ++d)
+          if (need % d == 0) div.push_back(d);
+        c.qblock = div[static_cast<std::size_t>(gq.uni(0, static_cast<index_t>(div.size()) - 1))];
+      } else {
+        c.qblock = gq.coin(0.5) ? gq.pick({1, 2, 16, 32, 64, 128}) : gq.uni(1, std::clamp<index_t>(c.Sk, 1, 128));
+      }
+    }
   }
   return c;
 }
@@ -1339,6 +1783,206 @@ malformed_result run_malformed_batched(std::uint64_t seed, long index, rng& g) {
   return r;
 }
 
+// ---- malformed quantized views -------------------------------------------------------------------
+// A valid call with quantized K / V (layouts with room, so a call that wrongly does not throw
+// reads inside the buffers) with one thing broken: scales' shape or pointer, qint4 with D % 32 !=
+// 0, a by-channel block < 1 or not matching the scales, out overlapping the scales, a paged
+// by-channel block that does not divide the page size, paged / varlen_kv scales' shapes. Must
+// throw attnkit::invalid_argument naming the entry point and the argument, nothing written. The
+// calls reuse the policy table's instantiations: rows 0 (qint8, qint8), 1 (qint4, qint4), 2 and
+// 9 (qint8_channel, qint8).
+enum class qbreak {
+  k_scales_seq, v_scales_seq, k_scales_dim, v_scales_dim, k_scales_null, v_scales_heads, q4_dim_k, q4_dim_v,
+  block_zero, block_shape, out_overlaps_scales, paged_block, paged_k_scales, paged_v_scales, varlen_k_scales,
+  varlen_v_scales, count
+};
+const char* name(qbreak b) {
+  static const char* n[] = {"k_scales_seq", "v_scales_seq", "k_scales_dim", "v_scales_dim", "k_scales_null",
+                            "v_scales_heads", "q4_dim_k", "q4_dim_v", "block_zero", "block_shape",
+                            "out_overlaps_scales", "paged_block", "paged_k_scales", "paged_v_scales",
+                            "varlen_k_scales", "varlen_v_scales"};
+  return n[static_cast<int>(b)];
+}
+using mq_row0 = combo<no_mask, dot_product, softmax, 0, true, 0>;
+using mq_row1 = combo<causal, dot_product, softmax, 1, true, 1>;
+using mq_row2 = combo<causal, dot_product, softmax, 2, false, 2>;
+using mq_row9 = combo<no_mask, sf, softmax, 1, false, 2>;
+
+/// Bytes of a buffer (the quantized types have no operator==).
+template <class T>
+std::vector<std::uint8_t> bytes_of(const std::vector<T>& v) {
+  std::vector<std::uint8_t> r(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(r.data(), v.data(), r.size());
+  return r;
+}
+/// Runs `call` (which must throw), checks the message and that no buffer changed.
+template <class Call, class Snap>
+void expect_rejected(const char* fn, const std::string& expect, Call&& call, Snap&& snap, std::string& errors) {
+  const auto before = snap();
+  try {
+    call();
+    errors += std::string("did not throw (expected attnkit::invalid_argument naming ") + fn + " and '" + expect + "'); ";
+  } catch (const attnkit::invalid_argument& e) {
+    const std::string w = e.what();
+    if (w.find(fn) == std::string::npos) errors += "message does not name " + std::string(fn) + ": \"" + w + "\"; ";
+    if (w.find(expect) == std::string::npos) errors += "message does not name '" + expect + "': \"" + w + "\"; ";
+  } catch (const std::exception& e) {
+    errors += std::string("threw something other than attnkit::invalid_argument: ") + e.what() + "; ";
+  }
+  if (snap() != before) errors += "a buffer changed although the call was invalid; ";
+}
+
+template <class Row, class EK, class EV>
+void malformed_q(config& c, qbreak br, rng& g, std::string& errors) {
+  const char* fn = c.flash ? "flash_attention" : "dense_attention";
+  const index_t Dk = c.Dk, Dv = c.Dv;
+  auto q = make_tensor<float>(c.B, c.Sq, c.Hq, Dk, layout::bshd, g, 1.f);
+  auto k = make_side<EK>(c.B, c.Sk, c.Hkv, Dk, layout::cache, g, 1.f, c.qblock, g);
+  auto v = make_side<EV>(c.B, c.Sk, c.Hkv, Dv, layout::cache, g, 1.f, c.qblock, g);
+  std::vector<float> ob(static_cast<std::size_t>(c.B * c.Sq * c.Hq * Dv + kGuard), kSentinel),
+      lb(static_cast<std::size_t>(c.B * c.Hq * c.Sq + kGuard), kSentinel);
+  tensor_view<float> o = bshd(ob.data(), c.B, c.Sq, c.Hq, Dv);
+  auto kv = k.view();
+  auto vv = v.view();
+  std::string expect;
+  std::vector<float> big;
+  switch (br) {
+    case qbreak::k_scales_seq: kv.scales.extents[1] += kv.scales.extents[1] > 0 && g.coin(0.5) ? -1 : 1; expect = "k.scales"; break;
+    case qbreak::v_scales_seq: vv.scales.extents[1] += vv.scales.extents[1] > 0 && g.coin(0.5) ? -1 : 1; expect = "v.scales"; break;
+    case qbreak::k_scales_dim: kv.scales.extents[3] += 1; expect = "k.scales"; break;
+    case qbreak::v_scales_dim: vv.scales.extents[3] += 1; expect = "v.scales"; break;
+    case qbreak::k_scales_null: kv.scales.data = nullptr; expect = "k.scales"; break;
+    case qbreak::v_scales_heads:
+      vv.scales.extents[2] += vv.scales.extents[2] > 1 ? -1 : 0;
+      if (vv.scales.extents[2] == vv.values.extents[2]) vv.scales.extents[1] += 1;  // Hkv = 1: the seq instead
+      expect = "v.scales";
+      break;
+    case qbreak::q4_dim_k:  // D - 16 values: a multiple of 16, not of 32 (checked before q's dim)
+      kv.values.extents[3] = (Dk - 16) / 2, kv.scales.extents[3] = std::max<index_t>(1, (Dk - 16) / 32);
+      expect = "k.values: expected qint4 rows of a multiple of 32";
+      break;
+    case qbreak::q4_dim_v:
+      vv.values.extents[3] = (Dv - 16) / 2, vv.scales.extents[3] = std::max<index_t>(1, (Dv - 16) / 32);
+      expect = "v.values: expected qint4 rows of a multiple of 32";
+      break;
+    case qbreak::block_zero: kv.block = -g.uni(0, 3); expect = "k.block"; break;
+    case qbreak::block_shape: {
+      // a block whose scale-row count differs from the scales' (seq rows ceil(Sk / block))
+      const index_t rows = kv.scales.extents[1];
+      index_t b2 = 0;
+      for (index_t t = 1; t <= 2 * c.Sk + 2; ++t)
+        if ((c.Sk + t - 1) / t != rows) {
+          b2 = t;
+          if (g.coin(0.5)) break;
+        }
+      if (b2 > 0) kv.block = b2;
+      else kv.scales.extents[1] += 1;  // Sk = 1: every block has one scale row
+      expect = "k.scales";
+      break;
+    }
+    case qbreak::out_overlaps_scales: {
+      // out placed over a copy of k's scales (the call reads those)
+      big.assign(k.qt.sc.size() + static_cast<std::size_t>(c.B * c.Sq * c.Hq * Dv) + 8, 0.f);
+      std::copy(k.qt.sc.begin(), k.qt.sc.end(), big.begin());
+      kv.scales.data = big.data() + (kv.scales.data - k.qt.sc.data());
+      // (starting at one of the view's first elements: the buffer's tail is padding, not the view)
+      const index_t n = kv.scales.extents[0] * kv.scales.extents[1] * kv.scales.extents[2] * kv.scales.extents[3];
+      o.data = big.data() + (kv.scales.data - big.data()) + g.uni(0, std::clamp<index_t>(n - 1, 0, 3));
+      expect = "scales of k";
+      break;
+    }
+    default: break;
+  }
+  auto snap = [&] { return std::make_tuple(ob, lb, bytes_of(big), bytes_of(k.qt.vals), bytes_of(k.qt.sc), bytes_of(v.qt.vals), bytes_of(v.qt.sc)); };
+  expect_rejected(fn, expect, [&] { Row::kernel_v(c, q.cview(), kv, vv, o, c.ex, lb.data(), nullptr); }, snap, errors);
+}
+
+template <class Row, class EK, class EV>
+void malformed_q_batched(config& c, qbreak br, rng& g, std::string& errors) {
+  // A pool of the drawn sequences (as the batched legs build it) or their packed rows.
+  c.page = br == qbreak::paged_block ? g.pick({4, 6, 8, 12, 16}) : g.uni(1, 16);
+  c.qblock = 1;  // (divides every page size)
+  index_t blk = 0;  // paged_block: one that does not divide the page size
+  if (br == qbreak::paged_block) {
+    do blk = g.uni(2, c.page + 3);
+    while (c.page % blk == 0);
+  }
+  auto q = make_tensor<float>(c.B, c.Sq, c.Hq, c.Dk, layout::bshd, g, 1.f);
+  auto k = make_side<EK>(c.B, c.Sk, c.Hkv, c.Dk, layout::bshd, g, 1.f, c.qblock, g);
+  auto v = make_side<EV>(c.B, c.Sk, c.Hkv, c.Dv, layout::bshd, g, 1.f, c.qblock, g);
+  std::vector<float> ob(static_cast<std::size_t>(c.B * c.Sq * c.Hq * c.Dv + kGuard), kSentinel),
+      lb(static_cast<std::size_t>(c.B * c.Hq * c.Sq + kGuard), kSentinel);
+  std::string expect;
+  const char* fn = "flash_attention";
+  if (br == qbreak::varlen_k_scales || br == qbreak::varlen_v_scales) {
+    auto kk = pack_side(k, 0, g);
+    auto vv = pack_side(v, 0, g);
+    auto qk = pack(q, 0, 0, g);
+    auto kvw = kk.view;
+    auto vvw = vv.view;
+    if (br == qbreak::varlen_k_scales) kvw.scales.extents[1] += kvw.scales.extents[1] > 0 && g.coin(0.5) ? -1 : 1, expect = "kv.k.scales";
+    else vvw.scales.extents[3] += 1, expect = "kv.v.scales";
+    const tensor_view<float> o = bshd(ob.data(), 1, c.B * c.Sq, c.Hq, c.Dv);
+    auto snap = [&] { return std::make_tuple(ob, lb, bytes_of(kk.vals), bytes_of(kk.sc), bytes_of(vv.vals), bytes_of(vv.sc)); };
+    expect_rejected(fn, expect, [&] {
+      Row::batched_kernel(c, varlen<const float>{qk.view, qk.starts}, varlen_kv<const EK, const EV>{kvw, vvw, kk.starts}, o, lb.data());
+    }, snap, errors);
+    return;
+  }
+  qpool<EK, EV> pool;
+  c.page_layout = static_cast<int>(g.uni(0, 1));
+  pool = make_qpool(c, k, v, g.g());
+  if (br == qbreak::paged_block) {
+    // validation rejects the block before reading: the scales keep the shape the block implies
+    // (ceil(page / block) <= page rows: inside the pool's buffers)
+    pool.k.view.block = blk;
+    pool.k.view.scales.extents[1] = (c.page + blk - 1) / blk;
+    expect = "kv.k_pages.block";
+  } else {
+    if (br == qbreak::paged_k_scales) pool.k.view.scales.extents[0] -= 1, expect = "kv.k_pages.scales";
+    else pool.v.view.scales.extents[g.coin(0.5) ? 1 : 3] += 1, expect = "kv.v_pages.scales";
+  }
+  const tensor_view<float> o = bshd(ob.data(), c.B, c.Sq, c.Hq, c.Dv);
+  auto snap = [&] { return std::make_tuple(ob, lb, bytes_of(pool.k.vals), bytes_of(pool.k.sc), bytes_of(pool.v.vals), bytes_of(pool.v.sc)); };
+  expect_rejected(fn, expect, [&] { Row::batched_kernel(c, q.cview(), pool.view(), o, lb.data()); }, snap, errors);
+}
+
+malformed_result run_malformed_quant(std::uint64_t seed, long index, rng& g) {
+  const auto br = static_cast<qbreak>(g.uni(0, static_cast<index_t>(qbreak::count) - 1));
+  config c;
+  c.seed = seed, c.index = index;
+  c.B = g.uni(1, 2), c.Sq = g.uni(1, 8), c.Sk = g.uni(1, 40), c.Hkv = g.uni(1, 2), c.Hq = c.Hkv * g.uni(1, 4);
+  c.Dk = 32 * g.uni(1, 2), c.Dv = 32 * g.uni(1, 2);
+  c.flash = br >= qbreak::paged_block || g.coin(0.5);
+  c.scale_default = false, c.scale_v = 0.3f, c.qoff = c.Sk - c.Sq;
+  c.ex = {0, 1};
+  // which pair: scales breaks on any of rows 0 / 1 / 2, the others where they apply
+  int row = static_cast<int>(g.uni(0, 2));
+  if (br == qbreak::q4_dim_k || br == qbreak::q4_dim_v) row = 1;
+  if (br == qbreak::block_zero || br == qbreak::block_shape) row = 2;
+  if (br == qbreak::paged_block) row = 9;
+  if (br == qbreak::paged_k_scales || br == qbreak::paged_v_scales) row = g.coin(0.5) ? 0 : 9;
+  if (br == qbreak::varlen_k_scales || br == qbreak::varlen_v_scales) row = static_cast<int>(g.uni(0, 1));
+  c.qblock = row == 2 || row == 9 ? g.pick({1, 3, 8, 16}) : 1;
+  std::ostringstream os;
+  os << "seed=" << seed << " case=" << index << " arch=" << ATTNKIT_TEST_ARCH_NAME << " malformed_quant=" << name(br)
+     << " " << (c.flash ? "flash" : "dense") << " row=" << row << " k=" << kQPairs[kCombos[row].qpair].k
+     << " v=" << kQPairs[kCombos[row].qpair].v << " B=" << c.B << " Sq=" << c.Sq << " Sk=" << c.Sk << " Hq=" << c.Hq
+     << " Hkv=" << c.Hkv << " Dk=" << c.Dk << " Dv=" << c.Dv << " block=" << c.qblock;
+  malformed_result r{os.str(), {}};
+  set_current(r.desc);
+  if (br >= qbreak::paged_block) {
+    if (row == 0) malformed_q_batched<mq_row0, qint8, qint8>(c, br, g, r.errors);
+    else if (row == 1) malformed_q_batched<mq_row1, qint4, qint4>(c, br, g, r.errors);
+    else malformed_q_batched<mq_row9, qint8_channel, qint8>(c, br, g, r.errors);
+  } else {
+    if (row == 0) malformed_q<mq_row0, qint8, qint8>(c, br, g, r.errors);
+    else if (row == 1) malformed_q<mq_row1, qint4, qint4>(c, br, g, r.errors);
+    else malformed_q<mq_row2, qint8_channel, qint8>(c, br, g, r.errors);
+  }
+  return r;
+}
+
 // ---- driver --------------------------------------------------------------------------------------
 std::uint64_t case_seed(std::uint64_t seed, long index) {
   std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(index) * 0xBF58476D1CE4E5B9ull + 1;
@@ -1384,6 +2028,7 @@ int main(int argc, char** argv) {
 #endif
 
   const auto t0 = std::chrono::steady_clock::now();
+  long quant_cases = 0;
   long ran = 0, mismatches = 0, malformed = 0, malformed_fail = 0, accuracy_only = 0;
   std::vector<long> per_combo_fail(kNumCombos, 0);
   const long first = only >= 0 ? only : 0, last = only >= 0 ? only + 1 : cases;
@@ -1403,6 +2048,7 @@ int main(int argc, char** argv) {
       res.errors += std::string("valid call threw: ") + e.what() + "; ";
     }
     ++ran;
+    quant_cases += c.quant >= 0;
     if (!res.errors.empty()) {
       // A case whose only findings are "error vs naive fp32" is an accuracy miss of the 2x-naive
       // criterion (so far: large logits, see README); everything else is a contract violation.
@@ -1440,12 +2086,23 @@ int main(int argc, char** argv) {
     } else if (verbose) {
       std::printf("ok %s\n", mb.desc.c_str());
     }
+    // And one malformed call with quantized K / V (its own generator as well).
+    rng gq(leg_seed_of(seed, i) ^ 0x7F4A7C159E3779B9ull);
+    const auto mq = run_malformed_quant(seed, i, gq);
+    ++malformed;
+    if (!mq.errors.empty()) {
+      ++malformed_fail;
+      std::printf("FAIL %s | %s\n", mq.desc.c_str(), mq.errors.c_str());
+      std::fflush(stdout);
+    } else if (verbose) {
+      std::printf("ok %s\n", mq.desc.c_str());
+    }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("attnkit_fuzz_%s seed=%llu: %ld cases, %ld contract mismatches, %ld accuracy-only misses (%.2f%%, "
+  std::printf("attnkit_fuzz_%s seed=%llu: %ld cases (%ld with quantized K/V), %ld contract mismatches, %ld accuracy-only misses (%.2f%%, "
               "budget %.2f%%), 0 crashes (a crash aborts the run with its case), %ld malformed calls checked, %ld "
               "malformed failures, %.1f s\n",
-              ATTNKIT_TEST_ARCH_NAME, static_cast<unsigned long long>(seed), ran, mismatches, accuracy_only,
+              ATTNKIT_TEST_ARCH_NAME, static_cast<unsigned long long>(seed), ran, quant_cases, mismatches, accuracy_only,
               ran ? 100.0 * double(accuracy_only) / double(ran) : 0.0, 100.0 * accuracy_budget, malformed,
               malformed_fail, secs);
   if (mismatches || accuracy_only)
