@@ -214,7 +214,6 @@ void check_row_kernels(index_t D, index_t block) {
   if constexpr (!quant_traits<E>::by_channel) {  // a NaN scale under zero weights: skipped
     qt.view.scale_row(0, j0 + 3, 0)[0] = nan_f;
     for (index_t r = 0; r < R; ++r) st[3 * R + r] = 0.f;
-    EXPECT_FALSE(simd::all_finite_kv<Arch>(rows, nk, D));
     std::vector<float> o2(R * D, 0.f);
     simd::axpy_rows<Arch, true>(R, nk, D, st.data(), R, rows, o2.data(), D, nullptr);
     for (float x : o2) ASSERT_TRUE(std::isfinite(x));

@@ -11,7 +11,6 @@
 ///                                  qint8_channel         widened int8 x the block's channel scales
 ///   kv_load_n<Arch>(row, c, n)   the first n values, other lanes 0; reads nothing past column c + n
 ///   dequant_rows<Arch>(...)      a tile of rows to fp32 (the prefill engine's scratch)
-///   all_finite_kv<Arch>(...)     whether a tile's dequantized values are all finite
 ///
 /// The int8 / int4 widening is chosen by the Arch type (one specialization per ISA family, as in
 /// convert.hpp; never by macros inside a shared function body):
@@ -32,7 +31,6 @@
 #include "attnkit/core/types.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/convert.hpp"
-#include "attnkit/simd/finite.hpp"
 
 namespace attnkit::simd {
 
@@ -260,30 +258,6 @@ void dequant_rows(const kv_rows<T>& k, index_t nk, index_t n, float* dst, index_
     for (; c + V::width <= n; c += V::width) V::store(d + c, kv_dequant<Arch>(r, c));
     if constexpr (V::width > 1)
       if (c < n) store_n<Arch>(d + c, kv_dequant_n<Arch>(r, c, static_cast<int>(n - c)), static_cast<int>(n - c));
-  }
-}
-
-/// Whether every dequantized value of rows [0, nk), columns [0, n) is finite. Integer values
-/// always are, so for a quantized type only the scales are read: a scale s passes when
-/// s * 128 is finite (then s * q is, for every |q| <= 128).
-template <class Arch, class T>
-bool all_finite_kv(const kv_rows<T>& k, index_t nk, index_t n) noexcept {
-  if constexpr (!quantized_type<T>) {
-    return all_finite<Arch>(k.p, nk, n, k.ld);
-  } else {
-    float acc = 0.f;
-    auto check = [&](const float* s, index_t m) {
-      for (index_t i = 0; i < m; ++i) acc += (s[i] * 128.f) * 0.f;
-    };
-    if constexpr (std::is_same_v<T, qint8>) {
-      for (index_t j = 0; j < nk; ++j) check(k.s.row(j), 1);
-    } else if constexpr (std::is_same_v<T, qint4>) {
-      for (index_t j = 0; j < nk; ++j) check(k.s.row(j) + k.c0 / 32, (n + 31) / 32);
-    } else {
-      const index_t rows = nk > 0 ? (k.s.phase + nk - 1) / k.s.block + 1 : 0;
-      for (index_t b = 0; b < rows; ++b) check(k.s.p + b * k.s.ld + k.c0, n);
-    }
-    return acc == acc;
   }
 }
 
