@@ -944,6 +944,26 @@ packed_side<E> pack_side(const qside<E>& s, index_t row_pad, rng& g) {
   return p;
 }
 
+/// The batched legs' K / V makers for either kind of side: a plain tensor or a qside.
+template <class T>
+page_pool<T> pool_of(const config& c, const tensor<T>& k, const tensor<T>& v, std::uint64_t seed) {
+  return make_pool(c, k, v, seed);
+}
+template <class EK, class EV>
+qpool<EK, EV> pool_of(const config& c, const qside<EK>& k, const qside<EV>& v, std::uint64_t seed) {
+  return make_qpool(c, k, v, seed);
+}
+template <class T>
+packed<T> pack_kv(const tensor<T>& t, index_t row_pad, rng& g) { return pack(t, 0, row_pad, g); }
+template <class E>
+packed_side<E> pack_kv(const qside<E>& s, index_t row_pad, rng& g) { return pack_side(s, row_pad, g); }
+template <class S>
+struct side_elem;
+template <class T>
+struct side_elem<tensor<T>> { using type = T; };
+template <class E>
+struct side_elem<qside<E>> { using type = E; };
+
 std::vector<std::uint8_t> keep_of(const config& c, const auto& mask) {
   std::vector<std::uint8_t> keep(static_cast<std::size_t>(c.B * c.Hq * c.Sq * c.Sk));
   for (index_t b = 0; b < c.B; ++b)
@@ -1036,19 +1056,20 @@ struct combo {
     kernel(c, q, k, v, out2, c.ex2, want_lse, c.want_km);
     compare_runs(c, out, out2, has_lse, res.errors);
     // Poisoned inputs: same call on copies with NaN / Inf planted.
+    auto qp = tclone(q), kp = tclone(k), vp = tclone(v);  // poisoned copies (this check and the paged leg)
+    for (const auto& p : c.poison) {
+      auto& t = p.which == 0 ? kp : p.which == 1 ? vp : qp;
+      t.view(p.b, p.s, p.h, p.c) = from_float<T>(p.value);
+    }
     if (!c.poison.empty()) {
-      auto qp = clone(q), kp = clone(k), vp = clone(v);
-      for (const auto& p : c.poison) {
-        auto& t = p.which == 0 ? kp : p.which == 1 ? vp : qp;
-        t.view(p.b, p.s, p.h, p.c) = from_float<T>(p.value);
-      }
       outputs clean(c), pois(c);
       kernel(c, q, k, v, clean, c.ex, want_lse, false);
       kernel(c, qp, kp, vp, pois, c.ex, want_lse, false);
       check_poison(c, clean, pois, keep, ref.probs, has_lse, res.errors);
     }
     if constexpr (!(Opts & kQoff))
-      if (c.flash && (c.leg_paged || c.leg_varlen)) batched_legs(c, q, k, v, ref, naive, keep, sinks, out, res);
+      if (c.flash && (c.leg_paged || c.leg_varlen))
+        batched_legs(c, c, q, k, v, qp, kp, vp, ref, naive, keep, sinks, out, res);
   }
 
   // A batched call with the strided call's arguments (minus key_mass_out): the same instantiation
@@ -1062,8 +1083,11 @@ struct combo {
   // The case's sequences as a paged pool (strided q) and / or packed varlen q with varlen_kv or the
   // pool: the same criterion vs the same reference, fully masked rows, stray writes, poisoning
   // (paged), and bitwise equality with the strided call where the tiles are the same.
-  template <class T, class R>
-  static void batched_legs(const config& c0, const tensor<T>& q, const tensor<T>& k, const tensor<T>& v, const R& ref,
+  // K and V are tensors (plain cases) or qsides (quantized); qp, kp, vp are the poisoned copies and
+  // cpois the case with the poison as element sites of the values the references see.
+  template <class TQ, class KS, class VS, class R>
+  static void batched_legs(const config& c0, const config& cpois, const tensor<TQ>& q, const KS& k, const VS& v,
+                           const tensor<TQ>& qp, const KS& kp, const VS& vp, const R& ref,
                            const ref::result<float>& naive, const std::vector<std::uint8_t>& keep,
                            const std::vector<float>& sinks, const outputs& strided, case_result& res) {
     constexpr bool has_lse = N::has_lse;
@@ -1076,34 +1100,35 @@ struct combo {
     if (c.leg_paged) {
       std::string e;
       const std::uint64_t pool_seed = g.g();
-      const auto pool = make_pool(c, k, v, pool_seed);
+      const auto pool = pool_of(c, k, v, pool_seed);
       outputs po(c);
       batched_kernel(c, q.cview(), pool.view(), po.view, po.lse_ptr(want_lse));
       check_against_ref(c, ref, naive, po, keep, has_lse, sinks, e);
       if (same_tiles_paged) compare_bitwise(c, strided, po, want_lse, e);
       if (!c.poison.empty()) {
-        auto qp = clone(q), kp = clone(k), vp = clone(v);
-        for (const auto& p : c.poison) {
-          auto& t = p.which == 0 ? kp : p.which == 1 ? vp : qp;
-          t.view(p.b, p.s, p.h, p.c) = from_float<T>(p.value);
-        }
-        const auto ppool = make_pool(c, kp, vp, pool_seed);
+        const auto ppool = pool_of(c, kp, vp, pool_seed);
         outputs pp(c);
         batched_kernel(c, qp.cview(), ppool.view(), pp.view, pp.lse_ptr(want_lse));
-        check_poison(c, po, pp, keep, ref.probs, has_lse, e);
+        config cx = cpois;
+        cx.want_km = false;
+        check_poison(cx, po, pp, keep, ref.probs, has_lse, e);
       }
       add_prefixed(res.errors, "paged: ", e);
     }
     if (c.leg_varlen) {
       std::string e;
       const auto qk = pack(q, c.vl_q_layout, c.vl_k_pad, g);
-      const varlen<const T> vq{qk.view, qk.starts};
+      const varlen<const TQ> vq{qk.view, qk.starts};
       outputs vo(c, c.vl_q_layout);
       if (c.vl_kv == 0) {
-        const auto kk = pack(k, 0, c.vl_k_pad, g), vv = pack(v, 0, c.vl_k_pad, g);
-        batched_kernel(c, vq, varlen_kv<const T>{kk.view, vv.view, kk.starts}, vo.packed(), vo.lse_ptr(want_lse));
+        const auto kk = pack_kv(k, c.vl_k_pad, g);
+        const auto vv = pack_kv(v, c.vl_k_pad, g);
+        using EK = typename side_elem<KS>::type;
+        using EV = typename side_elem<VS>::type;
+        batched_kernel(c, vq, varlen_kv<const EK, const EV>{kk.view, vv.view, kk.starts}, vo.packed(),
+                       vo.lse_ptr(want_lse));
       } else {
-        const auto pool = make_pool(c, k, v, g.g());
+        const auto pool = pool_of(c, k, v, g.g());
         batched_kernel(c, vq, pool.view(), vo.packed(), vo.lse_ptr(want_lse));
       }
       if (want_lse) vo.lse_from_packed(c.B, c.Hq, c.Sq);
@@ -1111,15 +1136,6 @@ struct combo {
       if (c.vl_kv == 0 ? !c0.want_km : same_tiles_paged) compare_bitwise(c, strided, vo, want_lse, e);
       add_prefixed(res.errors, c.vl_kv == 0 ? "varlen+varlen_kv: " : "varlen+paged: ", e);
     }
-  }
-
-  template <class T>
-  static tensor<T> clone(const tensor<T>& t) {
-    tensor<T> r;
-    r.buf = t.buf;
-    r.view = t.view;
-    r.view.data = r.buf.data() + (t.view.data - t.buf.data());
-    return r;
   }
 
   // ---- quantized K / V (c.quant >= 0): see "quantized K / V" above ----
@@ -1174,56 +1190,7 @@ struct combo {
     }
     if constexpr (!(Opts & kQoff))
       if (c.flash && (c.leg_paged || c.leg_varlen))
-        batched_legs_q(c, cp, q, k, v, qp, kp, vp, ref, naive, keep, sinks, out, res);
-  }
-
-  template <class EK, class EV, class R>
-  static void batched_legs_q(const config& c0, const config& cpois, const tensor<float>& q, const qside<EK>& k,
-                             const qside<EV>& v, const tensor<float>& qp, const qside<EK>& kp, const qside<EV>& vp,
-                             const R& ref, const ref::result<float>& naive, const std::vector<std::uint8_t>& keep,
-                             const std::vector<float>& sinks, const outputs& strided, case_result& res) {
-    constexpr bool has_lse = N::has_lse;
-    config c = c0;
-    c.want_km = false;
-    const bool want_lse = has_lse && c.want_lse;
-    const bool same_tiles_paged = !c0.want_km && spans_at_zero<M> && c.page % tiling{}.block_kv == 0;
-    rng g(c.leg_seed);
-    if (c.leg_paged) {
-      std::string e;
-      const std::uint64_t pool_seed = g.g();
-      const auto pool = make_qpool(c, k, v, pool_seed);
-      outputs po(c);
-      batched_kernel(c, q.cview(), pool.view(), po.view, po.lse_ptr(want_lse));
-      check_against_ref(c, ref, naive, po, keep, has_lse, sinks, e);
-      if (same_tiles_paged) compare_bitwise(c, strided, po, want_lse, e);
-      if (!c.poison.empty()) {
-        const auto ppool = make_qpool(c, kp, vp, pool_seed);
-        outputs pp(c);
-        batched_kernel(c, qp.cview(), ppool.view(), pp.view, pp.lse_ptr(want_lse));
-        config cx = cpois;
-        cx.want_km = false;
-        check_poison(cx, po, pp, keep, ref.probs, has_lse, e);
-      }
-      add_prefixed(res.errors, "paged: ", e);
-    }
-    if (c.leg_varlen) {
-      std::string e;
-      const auto qk = pack(q, c.vl_q_layout, c.vl_k_pad, g);
-      const varlen<const float> vq{qk.view, qk.starts};
-      outputs vo(c, c.vl_q_layout);
-      if (c.vl_kv == 0) {
-        const auto kk = pack_side(k, c.vl_k_pad, g);
-        const auto vv = pack_side(v, c.vl_k_pad, g);
-        batched_kernel(c, vq, varlen_kv<const EK, const EV>{kk.view, vv.view, kk.starts}, vo.packed(), vo.lse_ptr(want_lse));
-      } else {
-        const auto pool = make_qpool(c, k, v, g.g());
-        batched_kernel(c, vq, pool.view(), vo.packed(), vo.lse_ptr(want_lse));
-      }
-      if (want_lse) vo.lse_from_packed(c.B, c.Hq, c.Sq);
-      check_against_ref(c, ref, naive, vo, keep, has_lse, sinks, e);
-      if (c.vl_kv == 0 ? !c0.want_km : same_tiles_paged) compare_bitwise(c, strided, vo, want_lse, e);
-      add_prefixed(res.errors, c.vl_kv == 0 ? "varlen+varlen_kv: " : "varlen+paged: ", e);
-    }
+        batched_legs(c, cp, q, k, v, qp, kp, vp, ref, naive, keep, sinks, out, res);
   }
 
   static void run(const config& c, rng& g, case_result& res) {
