@@ -175,11 +175,12 @@ struct attention_call {
     if (n_split > 1 && eng == engine::decode && near(k.head_ld(), k.ld()) && near(v.head_ld(), v.ld())) {
       const index_t want = 2 * index_t(a.exec.concurrency());
       head_group = std::min(d.hkv, max_head_group);
-      while (head_group > 1 && d.batch * ((d.hkv + head_group - 1) / head_group) * n_split < want)
+      while (head_group > 1 && d.batch * n_head_groups() * n_split < want)
         head_group = (head_group + 1) / 2;
     }
   }
   index_t worker_floats() const noexcept { return head_group * ws_head; }
+  index_t n_head_groups() const noexcept { return (d.hkv + head_group - 1) / head_group; }
 
   // Each sequence is split by its own length alone (never the thread count or the batch), so a
   // sequence of a batched call gives bitwise the result of its own call. Caches shorter than
@@ -202,7 +203,7 @@ struct attention_call {
 
   attention_plan describe() const {
     const index_t groups = d.batch * d.hkv;
-    const index_t split_tasks = d.batch * ((d.hkv + head_group - 1) / head_group) * n_split;
+    const index_t split_tasks = d.batch * n_head_groups() * n_split;
     return {eng, g * bq, bq, block_kv, n_split, split_len, n_split > 1 ? split_tasks : groups * n_qb, head_group, reason};
   }
 
@@ -252,7 +253,7 @@ struct attention_call {
   // See docs/numerics.md. (Never per sequence, so batched calls stay bitwise their strided calls.)
   index_t qk_chunk() const noexcept {
     const bool blocked = std::is_same_v<Arch, scalar> || (dense && g * bq <= decode_rows_max);
-    return blocked ? 16 : std::max<index_t>(d.dk, 1);
+    return blocked ? simd::rowmajor_detail::kScalarDotBlock : std::max<index_t>(d.dk, 1);
   }
 
   // S^T for keys [j0, j0 + nk): q.k, scale (unless folded), score policy, mask.
@@ -600,7 +601,7 @@ struct attention_call {
       float* parts = src.partials(groups * n_split * pf);
       // Head groups fastest: tasks running at the same time stream neighbouring memory of a bshd
       // cache. Partial slot: (b, hk, split).
-      const index_t n_hg = (d.hkv + head_group - 1) / head_group;
+      const index_t n_hg = n_head_groups();
       ex.parallel_for(d.batch * n_hg * n_split, [&](index_t t, int w) {
         const index_t b = t / (n_split * n_hg), sp = (t / n_hg) % n_split, hg = t % n_hg;
         split_unit(src.get(w), parts, b, hg * head_group, sp);
