@@ -155,6 +155,23 @@ TEST(Attention, ProbabilitiesAndKeyMass) {
   run(causal{}, softcap{10.f});
 }
 
+// Flash keeps each tile's weights for the key mass up to 2^21 floats per worker (rows x Sk) and
+// recomputes the scores beyond: 96 rows x 24000 keys takes the recomputing path.
+TEST(Attention, KeyMassPastTheStoredWeights) {
+  ATTNKIT_REQUIRE_ARCH();
+  shape s;
+  s.B = 1, s.Sq = 100, s.Sk = 24000, s.Hq = s.Hkv = 1, s.Dk = s.Dv = 16;
+  problem<> pr(s);
+  const auto ref = ref::attention<double>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{}, softcap{10.f}, probs_out{});
+  const auto naive = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), causal{}, softcap{10.f}, probs_out{});
+  output out(s);
+  std::vector<float> mass(s.B * s.Hq * s.Sk, -1.f);
+  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, softcap{10.f},
+                        key_mass_out{mass.data()});
+  expect_accurate(mass, ref.key_mass, naive.key_mass, "flash key mass (recomputed)");
+  expect_accurate(out.o_used(s), ref.o, naive.o, "flash O with key mass (recomputed)");
+}
+
 // SnapKV's observation window: key mass over the last w queries only (column sums of the last w
 // rows of the reference probabilities); and the per-row maximum logit (FlexAttention's
 // max_scores) against the logits computed here, in double and (naive) in float.

@@ -18,6 +18,7 @@
 /// identical for any executor.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -106,11 +107,17 @@ struct attention_call {
   engine eng = engine::prefill;
   tile_layout ql, ol;                  // Q and O accumulator layouts of the engine
   bool pairs = false;                  // prefill in bf16 pairs (bf16_inputs)
+  bool v_flags = false;                // prefill: V's NaN / Inf keys flagged once per call (flag_v)
+  mutable const std::uint8_t* vfl = nullptr;  // those flags, [b][hk][j], set by run() before any tile
   const char* reason = "";
 
   // Scratch layout (floats, per worker).
   index_t off_qt = 0, off_ot = 0, off_st = 0, off_kc = 0, off_vc = 0, off_pb = 0, off_rng = 0, off_state = 0,
-          off_alpha = 0, off_fac = 0, off_osave = 0, total = 0;
+          off_alpha = 0, off_fac = 0, off_osave = 0, off_mp = 0, off_ma = 0, off_mc = 0, off_mt = 0, total = 0;
+  // key_mass_out, flash: each tile's weights and alpha kept for the epilogue (mass_store).
+  static constexpr index_t mass_store_floats = index_t(1) << 21;  // 8 MiB per worker
+  bool mass_store = false;
+  index_t mass_tiles = 0;
 
   attention_call(const operands<TQ, TK, TV>& x_, const Args& a_, float scale_, bool dense_)
       : x(x_), a(a_), d(x.d), scale(scale_), dense(dense_) {}
@@ -157,6 +164,17 @@ struct attention_call {
     off_alpha = take(rows_p);
     off_fac = take(rows_p);
     off_osave = take(eng == engine::decode ? d.dv * rows_p : 0);
+    // key_mass_out (never batched, so every sequence has d.sk keys): the tiles' weights p~ and the
+    // normalizer's alphas are kept, and the epilogue weighs p~ by the row's later rescalings and
+    // final factor, the same weights O got, instead of recomputing every tile's scores (1.7x the
+    // call). A walk makes at most sk / block_kv + 4 tiles (one more per key span); calls whose
+    // weights exceed mass_store_floats recompute.
+    mass_store = a.key_mass && !dense && rows_p * d.sk <= mass_store_floats;
+    mass_tiles = mass_store ? d.sk / block_kv + 5 : 0;
+    off_mp = take(mass_store ? rows_p * d.sk : 0);
+    off_ma = take(mass_tiles * rows_p);
+    off_mc = take(mass_store ? g * rows_p : 0);
+    off_mt = take(mass_store ? (2 * mass_tiles + 1) * index_t(sizeof(index_t) / sizeof(float)) : 0);
     total = at;
     // Split the keys of decode-like calls (a single q block) so that few (batch, head) groups
     // still fill every thread.
@@ -171,6 +189,11 @@ struct attention_call {
     // (bshd, page pools) take up to 8 KV heads each, as long as that leaves two tasks per worker.
     // (Head-major caches gained nothing from it: each head's rows are one stream already.)
     ws_head = align_up(total, scratch_align);
+    // Several q blocks read every V tile: whether a tile holds NaN / Inf (it then takes the
+    // zero-skipping product) is found once per key before the tiles instead of on every visit
+    // (6% of a 64 x 64 block-sparse call). Strided calls only (batched ones keep the per-tile
+    // check: their sequences' key ranges would need an offset table), and at most 2^28 flags.
+    v_flags = eng == engine::prefill && n_qb > 1 && !x.batched() && d.batch * d.hkv * d.sk <= (index_t(1) << 28);
     const auto near = [](index_t head_ld, index_t ld) { return (head_ld < 0 ? -head_ld : head_ld) < ld; };
     if (n_split > 1 && eng == engine::decode && near(k.head_ld(), k.ld()) && near(v.head_ld(), v.ld())) {
       const index_t want = 2 * index_t(a.exec.concurrency());
@@ -408,6 +431,24 @@ struct attention_call {
     for (tile t; next(w, b, hk, q0, nq, t);) f(t.j0, t.nk, t.cls);
   }
 
+  // Flags of V rows [jb, je) of (b, hk): 1 where the row (as fp32) holds NaN or Inf.
+  void flag_v(float* ws, std::uint8_t* fl, index_t b, index_t hk, index_t jb, index_t je) const {
+    for (index_t j0 = jb, nk; j0 < je; j0 += nk) {
+      nk = std::min({block_kv, je - j0, v.run(j0)});
+      index_t ldv;
+      const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
+      for (index_t jj = 0; jj < nk; ++jj) fl[j0 + jj] = !simd::all_finite<Arch>(vp + jj * ldv, 1, d.dv, ldv);
+    }
+  }
+  // Whether V rows [j0, j0 + nk) are all finite: from the flags, or by reading them (vp: the
+  // tile as fp32 or, for bf16 pairs, in place).
+  template <class T>
+  bool v_finite(index_t b, index_t hk, index_t j0, index_t nk, const T* vp, index_t ldv) const {
+    if (!vfl) return simd::all_finite<Arch>(vp, nk, d.dv, ldv);
+    const std::uint8_t* f = vfl + (b * d.hkv + hk) * d.sk + j0;
+    return std::find(f, f + nk, std::uint8_t(1)) == f + nk;
+  }
+
   // One tile of the mainloop: scores, normalizer step, O += P V.
   void kv_tile(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
@@ -431,7 +472,7 @@ struct attention_call {
       return;
     }
     if constexpr (bf16_inputs)
-      if (pairs && simd::all_finite<Arch>(v.row(b, j0, hk), nk, d.dv, v.ld())) {
+      if (pairs && v_finite(b, hk, j0, nk, v.row(b, j0, hk), v.ld())) {
         auto* pb = reinterpret_cast<bf16*>(ws + off_pb);
         auto* vb = reinterpret_cast<bf16*>(ws + off_vc);
         simd::pack_cols<Arch>(ws + off_st, rows_p, nk, rows_p, pb);
@@ -441,7 +482,7 @@ struct attention_call {
       }
     index_t ldv;
     const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
-    if (simd::all_finite<Arch>(vp, nk, d.dv, ldv))
+    if (v_finite(b, hk, j0, nk, vp, ldv))
       simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
                                    ws + off_alpha);
     else
@@ -482,7 +523,17 @@ struct attention_call {
     const index_t q0 = qb * bq, nq = std::min(bq, x.sq_of(b) - q0);
     if (nq <= 0) return;  // a varlen sequence with fewer queries than the longest
     prologue(ws, b, hk, q0, nq);
-    kv_loop(ws, b, hk, q0, nq, 0, x.sk_of(b));
+    if (mass_store && q0 + nq > mass_from()) {
+      auto* tl = reinterpret_cast<index_t*>(ws + off_mt);  // [0]: tiles, then (j0, nk) per tile
+      tl[0] = 0;
+      for_each_tile(b, hk, q0, nq, 0, x.sk_of(b), [&](index_t j0, index_t nk, tile_class cls) {
+        kv_tile(ws, b, hk, q0, nq, j0, nk, cls);
+        std::copy_n(ws + off_st, nk * rows_p, ws + off_mp + j0 * rows_p);
+        std::copy_n(ws + off_alpha, rows_p, ws + off_ma + tl[0] * rows_p);
+        tl[1 + 2 * tl[0]] = j0, tl[2 + 2 * tl[0]] = nk, ++tl[0];
+      });
+    } else
+      kv_loop(ws, b, hk, q0, nq, 0, x.sk_of(b));
     epilogue(ws, b, hk, q0, nq);
   }
 
@@ -557,6 +608,32 @@ struct attention_call {
   void accumulate_key_mass(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
     float* st = ws + off_st;
     const float* fac = ws + off_fac;
+    const index_t i0 = std::max<index_t>(0, mass_from() - q0);  // rows before the window add nothing
+    if (mass_store) {
+      // Tiles last to first; c[hh] = the final factor times the alphas of the later tiles, on
+      // head hh's rows in the window (0 elsewhere: fma_nz skips those rows, whatever their p~).
+      float* c = ws + off_mc;
+      std::fill_n(c, g * rows_p, 0.f);
+      for (index_t hh = 0; hh < g; ++hh)
+        for (index_t ii = i0; ii < nq; ++ii) c[hh * rows_p + hh * nq + ii] = fac[hh * nq + ii];
+      const auto* tl = reinterpret_cast<const index_t*>(ws + off_mt);
+      for (index_t t = tl[0] - 1; t >= 0; --t) {
+        const index_t j0 = tl[1 + 2 * t], nk = tl[2 + 2 * t];
+        for (index_t jj = 0; jj < nk; ++jj) {
+          const float* pj = ws + off_mp + (j0 + jj) * rows_p;
+          for (index_t hh = 0; hh < g; ++hh) {
+            auto acc = V::zero();
+            for (index_t r = 0; r < rows_p; r += V::width)
+              acc = V::fma_nz(V::load(pj + r), V::load(c + hh * rows_p + r), acc);
+            a.key_mass[((b * d.hq) + hk * g + hh) * d.sk + j0 + jj] += V::hsum(acc);
+          }
+        }
+        const float* al = ws + off_ma + t * rows_p;
+        for (index_t i = 0; i < g * rows_p; i += V::width)
+          V::store(c + i, V::load(c + i) * V::load(al + i % rows_p));
+      }
+      return;
+    }
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     float* alpha = ws + off_alpha;
     for_each_tile(b, hk, q0, nq, 0, d.sk, [&](index_t j0, index_t nk, tile_class cls) {
@@ -566,7 +643,6 @@ struct attention_call {
       }
       for (index_t hh = 0; hh < g; ++hh) {
         float* dst = a.key_mass + ((b * d.hq) + hk * g + hh) * d.sk + j0;
-        const index_t i0 = std::max<index_t>(0, mass_from() - q0);  // rows before the window add nothing
         for (index_t jj = 0; jj < nk; ++jj) {
           float s = 0.f;
           for (index_t ii = i0; ii < nq; ++ii) s += st[jj * rows_p + hh * nq + ii] * fac[hh * nq + ii];
@@ -576,12 +652,25 @@ struct attention_call {
     });
   }
 
-  index_t partial_floats() const { return n_split > 1 ? d.batch * d.hkv * n_split * part_floats() : 0; }
+  // Call-wide scratch: split-KV partials (decode) or V's flags (prefill; bytes, never both).
+  index_t partial_floats() const {
+    return n_split > 1 ? d.batch * d.hkv * n_split * part_floats() : v_flags ? (d.batch * d.hkv * d.sk + 3) / 4 : 0;
+  }
 
   template <class Exec>
   void run(const Exec& ex) const {
     const scratch_source src{a.ws ? &*a.ws : nullptr, worker_floats(), ex.concurrency(), partial_floats()};
     src.check(dense ? "dense_attention" : "flash_attention");
+    if (v_flags) {
+      auto* fl = reinterpret_cast<std::uint8_t*>(src.partials(partial_floats()));
+      constexpr index_t chunk = 4096;
+      const index_t n_c = (d.sk + chunk - 1) / chunk;
+      ex.parallel_for(d.batch * d.hkv * n_c, [&](index_t t, int w) {
+        const index_t bh = t / n_c, j0 = t % n_c * chunk, b = bh / d.hkv, hk = bh % d.hkv;
+        flag_v(src.get(w), fl + bh * d.sk, b, hk, j0, std::min(d.sk, j0 + chunk));
+      });
+      vfl = fl;
+    }
     if (a.key_mass) {
       // Every q block of a (b, hk) in the observation window adds into the same key_mass rows: one
       // task per (b, hk), those blocks in order. The blocks before the window run as usual first.

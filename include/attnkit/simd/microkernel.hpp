@@ -108,10 +108,14 @@ void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa
                index_t ldb, float* c, index_t ldc, const float* beta, index_t kc = 64) noexcept {
   using V = vec<Arch>;
   constexpr int MR = blocking<Arch>::mr, NV = blocking<Arch>::nv;
+  // Vectors of rows are split into passes of near-equal width (64 rows on AVX-512: 2 + 2, not
+  // 3 + 1, whose one-vector pass is broadcast-bound). Each C element's sum is the same either way.
   const index_t nvec = rows / V::width;
-  for (index_t v0 = 0; v0 < nvec; v0 += NV) {
-    const int nv = static_cast<int>(nvec - v0 < NV ? nvec - v0 : NV);
+  const index_t passes = (nvec + NV - 1) / NV;
+  for (index_t t = 0, v0 = 0; t < passes; ++t) {
+    const int nv = static_cast<int>((nvec - v0 + (passes - t) - 1) / (passes - t));
     const index_t r0 = v0 * V::width;
+    v0 += nv;
     for (index_t i0 = 0; i0 < m; i0 += MR) {
       const int mm = static_cast<int>(m - i0 < MR ? m - i0 : MR);
       float* ct = c + i0 * ldc + r0;
