@@ -32,6 +32,9 @@ struct probs_out {
 /// Write each key's attention mass sum_i p_ij (per query head) to a contiguous float [B, Hq, Sk]
 /// buffer (what H2O-style KV eviction ranks keys by). last_queries = w > 0 sums only over the
 /// last w queries (SnapKV's observation window; the rows before it cost nothing extra); 0: all.
+/// flash keeps a q block's weights for it while they fit in 8 MiB of scratch per worker (tiling
+/// rows x Sk floats: Sk up to ~21k at the default 96 rows) and recomputes the scores beyond; the
+/// q blocks of one (batch, KV head) then run in order (they add into the same rows).
 struct key_mass_out {
   static constexpr policy_kind kind = policy_kind::option;
   float* data;
