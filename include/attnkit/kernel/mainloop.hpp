@@ -625,8 +625,9 @@ struct attention_call {
   }
 
   // key_mass[b, h, j] += sum_i p_ij. One tile (dense): read the weights left in S^T. Several
-  // (flash): recompute each tile's scores and replay the normalizer step from the row's final
-  // state, which reproduces exp(x - m_final) exactly (the running max can no longer grow).
+  // (flash): the kept weights (mass_store), else recompute each tile's scores and replay the
+  // normalizer step from the row's final state, which reproduces exp(x - m_final) exactly (the
+  // running max can no longer grow).
   void accumulate_key_mass(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
     float* st = ws + off_st;
     const float* fac = ws + off_fac;
