@@ -17,6 +17,7 @@
 /// Tasks never depend on the thread count and each owns its outputs, so results are bitwise
 /// identical for any executor.
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -167,11 +168,10 @@ struct attention_call {
     off_osave = take(eng == engine::decode ? d.dv * rows_p : 0);
     // key_mass_out (never batched, so every sequence has d.sk keys): the tiles' weights p~ and the
     // normalizer's alphas are kept, and the epilogue weighs p~ by the row's later rescalings and
-    // final factor, the same weights O got, instead of recomputing every tile's scores (1.7x the
-    // call). A walk makes at most sk / block_kv + 4 tiles (one more per key span); calls whose
-    // weights exceed mass_store_floats recompute.
+    // final factor, the same weights O got, instead of recomputing every tile's scores. Calls
+    // whose weights exceed mass_store_floats recompute.
     mass_store = a.key_mass && !dense && rows_p * d.sk <= mass_store_floats;
-    mass_tiles = mass_store ? d.sk / block_kv + 5 : 0;
+    mass_tiles = mass_store ? max_tiles(d.sk) : 0;
     off_mp = take(mass_store ? rows_p * d.sk : 0);
     off_ma = take(mass_tiles * rows_p);
     off_mc = take(mass_store ? g * rows_p : 0);
@@ -202,6 +202,12 @@ struct attention_call {
       while (head_group > 1 && d.batch * n_head_groups() * n_split < want)
         head_group = (head_group + 1) / 2;
     }
+  }
+  // Tiles of one walk over sk keys: sk / block_kv whole tiles, plus one partial tile per key span
+  // (at most 4) and one more per page boundary (a tile never crosses one).
+  index_t max_tiles(index_t sk) const noexcept {
+    const auto cuts = [&](const row_addressing& r) { return r.table ? sk / r.page + 1 : 0; };
+    return sk / block_kv + 4 + cuts(k);
   }
   index_t worker_floats() const noexcept { return head_group * ws_head; }
   index_t n_head_groups() const noexcept { return (d.hkv + head_group - 1) / head_group; }
@@ -373,12 +379,17 @@ struct attention_call {
   void prologue(float* ws, index_t b, index_t hk, index_t q0, index_t nq) const {
     float* qt = ws + off_qt;
     if (!pack_q_pairs(qt, b, hk, q0, nq)) {
-      std::fill(qt, qt + d.dk * rows_p, 0.f);
+      // A head's query rows are one seq stride apart (strided and varlen q alike). fp32 prefill
+      // transposes them in register blocks (element by element, the strided stores were 13% of
+      // a 64 x 64 block-sparse call) and zeroes only the padding rows of each column.
+      constexpr bool fp32_q = std::is_same_v<std::remove_cv_t<TQ>, float>;
+      if (fp32_q && eng == engine::prefill) {
+        for (index_t c = 0; g * nq < rows_p && c < d.dk; ++c)
+          std::fill(qt + c * rows_p + g * nq, qt + (c + 1) * rows_p, 0.f);
+      } else
+        std::fill(qt, qt + d.dk * rows_p, 0.f);
       for (index_t hh = 0; hh < g; ++hh) {
-        // A head's query rows are one seq stride apart (strided and varlen q alike). fp32 prefill
-        // transposes them in register blocks (element by element, the strided stores were 13% of
-        // a 64 x 64 block-sparse call).
-        if constexpr (std::is_same_v<std::remove_cv_t<TQ>, float>)
+        if constexpr (fp32_q)
           if (eng == engine::prefill) {
             simd::transpose_rows<Arch>(q.row(b, q0, hk * g + hh), q.ld(), nq, d.dk, qt + hh * nq, rows_p);
             continue;
@@ -525,14 +536,9 @@ struct attention_call {
       }
     }
     if (eng == engine::prefill) {
-      // O^T scaled in place (padding rows by 0), then transposed to each head's rows.
-      std::fill(fac + g * nq, fac + rows_p, 0.f);
-      float* om = ws + off_ot;
-      for (index_t c = 0; c < d.dv; ++c)
-        for (index_t r = 0; r < rows_p; r += V::width)
-          V::store(om + c * rows_p + r, V::load(om + c * rows_p + r) * V::load(fac + r));
+      // O^T transposed to each head's rows, each row times its factor.
       for (index_t hh = 0; hh < g; ++hh)
-        simd::transpose_rows<Arch>(om + hh * nq, rows_p, d.dv, nq, o.row(b, q0, hk * g + hh), o.ld());
+        simd::transpose_rows<Arch>(ot + hh * nq, rows_p, d.dv, nq, o.row(b, q0, hk * g + hh), o.ld(), fac + hh * nq);
     }
     if (a.probs) write_probs(ws, b, hk, q0, nq);
     if (a.key_mass && q0 + nq > mass_from()) accumulate_key_mass(ws, b, hk, q0, nq);
@@ -549,6 +555,7 @@ struct attention_call {
       auto* tl = reinterpret_cast<index_t*>(ws + off_mt);  // [0]: tiles, then (j0, nk) per tile
       tl[0] = 0;
       for_each_tile(b, hk, q0, nq, 0, x.sk_of(b), [&](index_t j0, index_t nk, tile_class cls) {
+        assert(tl[0] < mass_tiles);
         kv_tile(ws, b, hk, q0, nq, j0, nk, cls);
         std::copy_n(ws + off_st, nk * rows_p, ws + off_mp + j0 * rows_p);
         std::copy_n(ws + off_alpha, rows_p, ws + off_ma + tl[0] * rows_p);

@@ -1,6 +1,7 @@
 #pragma once
 /// @file transpose.hpp  transpose_rows<Arch>: a chunk of token rows into columns (linear
-/// attention's K^T), with square register blocks chosen by the Arch type (16 x 16 on AVX-512,
+/// attention's K^T, the prefill engine's Q^T and O), optionally scaling each source column (O's
+/// rows by the normalizer's final factor, fused so O^T is read once), with square register blocks chosen by the Arch type (16 x 16 on AVX-512,
 /// 8 x 8 on AVX/AVX2, none elsewhere) and the edges element by element. Arch-keyed
 /// specializations, never macros inside a shared body (one definition per Arch in every TU).
 #include <type_traits>
@@ -13,7 +14,7 @@ namespace detail {
 template <class Arch>
 struct transpose_block {
   static constexpr int size = 0;  // no register block: element by element
-  static void run(const float*, index_t, float*, index_t) noexcept {}
+  static void run(const float*, index_t, const float*, float*, index_t) noexcept {}
 };
 
 #if XSIMD_WITH_AVX512F
@@ -21,9 +22,11 @@ struct transpose_block {
 template <avx512_arch Arch>
 struct transpose_block<Arch> {
   static constexpr int size = 16;
-  static ATTNKIT_INLINE void run(const float* src, index_t lds, float* dst, index_t ldd) noexcept {
+  static ATTNKIT_INLINE void run(const float* src, index_t lds, const float* s, float* dst, index_t ldd) noexcept {
     __m512 r[16], t[16];
     for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+    if (s)
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_mul_ps(r[i], _mm512_loadu_ps(s));
     for (int i = 0; i < 8; ++i) {
       t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
       t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
@@ -58,9 +61,11 @@ template <class Arch>
   requires(std::is_base_of_v<xsimd::avx, Arch> && !avx512_arch<Arch>)
 struct transpose_block<Arch> {
   static constexpr int size = 8;
-  static ATTNKIT_INLINE void run(const float* src, index_t lds, float* dst, index_t ldd) noexcept {
+  static ATTNKIT_INLINE void run(const float* src, index_t lds, const float* s, float* dst, index_t ldd) noexcept {
     __m256 r[8], t[8];
     for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+    if (s)
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(r[i], _mm256_loadu_ps(s));
     for (int i = 0; i < 4; ++i) {
       t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
       t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
@@ -80,21 +85,23 @@ struct transpose_block<Arch> {
 #endif
 }  // namespace detail
 
-/// dst[c * ldd + j] = src[j * lds + c] for j < n, c < cols.
+/// dst[c * ldd + j] = src[j * lds + c] (times scale[c] when scale is given) for j < n, c < cols.
 template <class Arch>
 void transpose_rows(const float* ATTNKIT_RESTRICT src, index_t lds, index_t n, index_t cols,
-                    float* ATTNKIT_RESTRICT dst, index_t ldd) noexcept {
+                    float* ATTNKIT_RESTRICT dst, index_t ldd, const float* scale = nullptr) noexcept {
   using T = detail::transpose_block<Arch>;
   index_t jb = 0, cb = 0;
   if constexpr (T::size > 0) {
     jb = n / T::size * T::size, cb = cols / T::size * T::size;
     for (index_t j0 = 0; j0 < jb; j0 += T::size)
-      for (index_t c0 = 0; c0 < cb; c0 += T::size) T::run(src + j0 * lds + c0, lds, dst + c0 * ldd + j0, ldd);
+      for (index_t c0 = 0; c0 < cb; c0 += T::size)
+        T::run(src + j0 * lds + c0, lds, scale ? scale + c0 : nullptr, dst + c0 * ldd + j0, ldd);
   }
+  const auto at = [&](index_t j, index_t c) { return scale ? src[j * lds + c] * scale[c] : src[j * lds + c]; };
   for (index_t j = 0; j < jb; ++j)
-    for (index_t c = cb; c < cols; ++c) dst[c * ldd + j] = src[j * lds + c];
+    for (index_t c = cb; c < cols; ++c) dst[c * ldd + j] = at(j, c);
   for (index_t c = 0; c < cols; ++c)
-    for (index_t j = jb; j < n; ++j) dst[c * ldd + j] = src[j * lds + c];
+    for (index_t j = jb; j < n; ++j) dst[c * ldd + j] = at(j, c);
 }
 
 }  // namespace attnkit::simd
