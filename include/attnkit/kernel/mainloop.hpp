@@ -287,7 +287,9 @@ struct attention_call {
   }
 
   // S^T for keys [j0, j0 + nk): q.k, scale (unless folded), score policy, mask.
-  void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
+  // pf: rows the prefill engine prefetches during q.k (the tile's V).
+  void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls,
+              const simd::prefetch_stream* pf = nullptr) const {
     float* st = ws + off_st;
     if (eng == engine::decode) {
       // The kernels' look-ahead stays inside the run of rows at one stride (a page of a paged
@@ -304,11 +306,11 @@ struct attention_call {
     } else if (pairs) {
       if constexpr (bf16_inputs)
         simd::gemm_bf16<Arch>(nk, rows_p, d.dk, k.row(b, j0, hk), k.ld(), 2, reinterpret_cast<const bf16*>(ws + off_qt),
-                              rows_p, st, rows_p, nullptr, align_up(d.dk, 2));
+                              rows_p, st, rows_p, nullptr, align_up(d.dk, 2), pf);
     } else {
       index_t ldk;
       const float* kp = rows_fp32(k, b, j0, nk, hk, ws + off_kc, ldk);
-      simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, qk_chunk());
+      simd::gemm_rows<Arch, true>(nk, rows_p, d.dk, kp, ldk, 1, ws + off_qt, rows_p, st, rows_p, nullptr, qk_chunk(), pf);
     }
     if (!fold_scale()) {
       const auto vs = V::set1(scale);
@@ -471,9 +473,15 @@ struct attention_call {
   }
 
   // One tile of the mainloop: scores, normalizer step, O += P V.
-  void kv_tile(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls) const {
+  void kv_tile(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls,
+               const tile* nxt = nullptr) const {
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
-    scores(ws, b, hk, q0, nq, j0, nk, cls);
+    // Prefill: this tile's V is prefetched during q.k and the next tile's K during P V (a bshd
+    // input's rows are 4 KiB apart, where the hardware prefetchers do not reach; prefetch.hpp).
+    const bool pre = eng == engine::prefill && !dense;
+    const simd::prefetch_stream pv = simd::stream_of(v.rows(b, j0, hk), nk, d.dv);
+    const simd::prefetch_stream pk = pre && nxt ? simd::stream_of(k.rows(b, nxt->j0, hk), nxt->nk, d.dk) : simd::prefetch_stream{};
+    scores(ws, b, hk, q0, nq, j0, nk, cls, pre ? &pv : nullptr);
     a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
     if (eng == engine::decode) {
       const auto vp = v.rows(b, j0, hk);
@@ -498,23 +506,28 @@ struct attention_call {
         auto* vb = reinterpret_cast<bf16*>(ws + off_vc);
         simd::pack_cols<Arch>(ws + off_st, rows_p, nk, rows_p, pb);
         simd::pack_pairs<Arch>(v.row(b, j0, hk), v.ld(), nk, d.dv, vb);
-        simd::gemm_bf16<Arch>(d.dv, rows_p, nk, vb, 2, 2 * d.dv, pb, rows_p, ws + off_ot, rows_p, ws + off_alpha);
+        simd::gemm_bf16<Arch>(d.dv, rows_p, nk, vb, 2, 2 * d.dv, pb, rows_p, ws + off_ot, rows_p, ws + off_alpha, 64,
+                              pk.p ? &pk : nullptr);
         return;
       }
     index_t ldv;
     const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
     if (v_finite(b, hk, j0, nk, vp, ldv))
       simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
-                                   ws + off_alpha);
+                                   ws + off_alpha, 64, pk.p ? &pk : nullptr);
     else
       simd::gemm_rows<Arch, false, true>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
-                                         ws + off_alpha);
+                                         ws + off_alpha, 64, pk.p ? &pk : nullptr);
   }
 
   // The mainloop proper over keys [jb, je).
   void kv_loop(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je) const {
-    for_each_tile(b, hk, q0, nq, jb, je,
-                  [&](index_t j0, index_t nk, tile_class cls) { kv_tile(ws, b, hk, q0, nq, j0, nk, cls); });
+    tile_walk w = walk(b, hk, q0, nq, jb, je);
+    tile t{}, n{};
+    for (bool more = next(w, b, hk, q0, nq, t); more; t = n) {
+      more = next(w, b, hk, q0, nq, n);
+      kv_tile(ws, b, hk, q0, nq, t.j0, t.nk, t.cls, more ? &n : nullptr);
+    }
   }
 
   // The normalizer's final factor per row, then O and LSE (and probabilities / key mass).

@@ -37,7 +37,8 @@ concept bf16_dot_arch = std::is_base_of_v<avx512bf16, Arch>;
 // where the compiler flags allow AVX512-BF16.
 template <bf16_dot_arch Arch>
 void gemm_bf16(index_t m, index_t rows, index_t kdim, const bf16* a, index_t sa_i, index_t sa_p, const bf16* b,
-               index_t ldb, float* c, index_t ldc, const float* beta, index_t kc = 64) noexcept;
+               index_t ldb, float* c, index_t ldc, const float* beta, index_t kc = 64,
+               const prefetch_stream* pf = nullptr) noexcept;
 template <bf16_dot_arch Arch>
 void pack_cols(const float* p, index_t ld, index_t n, index_t rows, bf16* out) noexcept;
 template <bf16_dot_arch Arch>
@@ -114,7 +115,7 @@ ATTNKIT_INLINE void micro_cols(int nv, int m, const std::uint16_t* a, index_t sa
 /// reduction chunk summed from zero (even).
 template <bf16_dot_arch Arch>
 void gemm_bf16(index_t m, index_t rows, index_t kdim, const bf16* a, index_t sa_i, index_t sa_p, const bf16* b,
-               index_t ldb, float* c, index_t ldc, const float* beta, index_t kc) noexcept {
+               index_t ldb, float* c, index_t ldc, const float* beta, index_t kc, const prefetch_stream* pf) noexcept {
   using namespace bf16_detail;
   constexpr int MR = 8, NV = 3;  // 24 accumulators + 3 B vectors + 1 broadcast <= 32 zmm
   const auto* a16 = reinterpret_cast<const std::uint16_t*>(a);
@@ -124,6 +125,7 @@ void gemm_bf16(index_t m, index_t rows, index_t kdim, const bf16* a, index_t sa_
     const int nv = static_cast<int>(nvec - v0 < NV ? nvec - v0 : NV);
     for (index_t i0 = 0; i0 < m; i0 += MR) {
       const int mm = static_cast<int>(m - i0 < MR ? m - i0 : MR);
+      if (pf && v0 == 0) pf->slice(i0, i0 + mm, m);
       float* ct = c + i0 * ldc + v0 * 16;
       for (index_t p0 = 0; p0 < kdim || p0 == 0; p0 += kc) {
         const index_t kk = kdim - p0 < kc ? kdim - p0 : kc;

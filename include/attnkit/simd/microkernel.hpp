@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "attnkit/simd/arch.hpp"
+#include "attnkit/simd/prefetch.hpp"
 
 namespace attnkit::simd {
 
@@ -113,9 +114,10 @@ ATTNKIT_INLINE void micro_cols(int nv, int m, const float* a, index_t sa_i, inde
 /// tiles of 4, 2 and 1 (fewer instantiations than every count below MR).
 template <class Arch, int NV, bool UnitP, bool Skip0>
 void gemm_pass(index_t m, index_t kdim, const float* a, index_t sa_i, index_t sa_p, const float* b, index_t ldb,
-               float* c, index_t ldc, const float* beta, index_t kc) noexcept {
+               float* c, index_t ldc, const float* beta, index_t kc, const prefetch_stream* pf) noexcept {
   constexpr int MR = blocking<Arch>::mr_of(NV);
   const auto rows = [&]<int M>(index_t i0) {
+    if (pf) pf->slice(i0, i0 + M, m);
     float* ct = c + i0 * ldc;
     const float* at = a + i0 * sa_i;
     for (index_t p0 = 0; p0 < kdim || p0 == 0; p0 += kc) {
@@ -141,10 +143,12 @@ void gemm_pass(index_t m, index_t kdim, const float* a, index_t sa_i, index_t sa
 /// ldc / ldb >= rows. The k dimension is split into chunks of kc, each summed from zero (blocked
 /// summation; see store_mode). Skip0: where B is exactly 0 the product is skipped (A may hold NaN
 /// or Inf there: the values of masked keys), bitwise the same as the plain path elsewhere.
-/// (Every C element is the same sequence of FMAs whatever the blocking.)
+/// (Every C element is the same sequence of FMAs whatever the blocking.) pf: rows the caller
+/// reads next, prefetched over the first pass (prefetch.hpp).
 template <class Arch, bool UnitP, bool Skip0 = false>
 void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa_i, index_t sa_p, const float* b,
-               index_t ldb, float* c, index_t ldc, const float* beta, index_t kc = 64) noexcept {
+               index_t ldb, float* c, index_t ldc, const float* beta, index_t kc = 64,
+               const prefetch_stream* pf = nullptr) noexcept {
   using V = vec<Arch>;
   constexpr int NV = blocking<Arch>::nv_max;
   // Vectors of rows in passes of near-equal width (64 rows on AVX-512: one pass of 4, 80: 3 + 2).
@@ -157,12 +161,13 @@ void gemm_rows(index_t m, index_t rows, index_t kdim, const float* a, index_t sa
     const float* bt = b + r0;
     float* ct = c + r0;
     const float* bb = beta ? beta + r0 : nullptr;
+    const prefetch_stream* pp = t == 0 ? pf : nullptr;
     if constexpr (NV >= 4)
-      if (nv == 4) { gemm_pass<Arch, 4, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc); continue; }
+      if (nv == 4) { gemm_pass<Arch, 4, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc, pp); continue; }
     if constexpr (NV >= 3)
-      if (nv == 3) { gemm_pass<Arch, 3, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc); continue; }
-    if (nv == 2) gemm_pass<Arch, 2, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc);
-    else gemm_pass<Arch, 1, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc);
+      if (nv == 3) { gemm_pass<Arch, 3, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc, pp); continue; }
+    if (nv == 2) gemm_pass<Arch, 2, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc, pp);
+    else gemm_pass<Arch, 1, UnitP, Skip0>(m, kdim, a, sa_i, sa_p, bt, ldb, ct, ldc, bb, kc, pp);
   }
 }
 

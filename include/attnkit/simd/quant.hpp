@@ -31,6 +31,7 @@
 #include "attnkit/core/types.hpp"
 #include "attnkit/simd/arch.hpp"
 #include "attnkit/simd/convert.hpp"
+#include "attnkit/simd/prefetch.hpp"
 
 namespace attnkit::simd {
 
@@ -174,6 +175,17 @@ template <class T>
 constexpr index_t stored_offset(index_t c) noexcept {
   if constexpr (std::is_same_v<T, qint4>) return c / 2;
   else return c;
+}
+
+/// Rows [0, n) of a K/V tile as a prefetch stream: values only (a quantized tile's scales are a
+/// few bytes per row), len columns from the tile's first column.
+template <class T>
+ATTNKIT_INLINE prefetch_stream stream_of(const kv_rows<T>& k, index_t n, index_t len) noexcept {
+  return {k.p + stored_offset<T>(k.c0), k.ld * static_cast<index_t>(sizeof(T)), n, row_bytes<T>(len)};
+}
+template <class T>
+ATTNKIT_INLINE void prefetch_kv(const kv_rows<T>& k, index_t j, index_t n, index_t len) noexcept {
+  stream_of(k, j + n, len).rows(j, j + n);
 }
 
 template <class Arch, class T>

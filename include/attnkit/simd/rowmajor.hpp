@@ -79,18 +79,13 @@ ATTNKIT_INLINE void pin(Reg& r) noexcept {
 
 // ---- prefetch ---------------------------------------------------------------------------------
 
-/// Software prefetch of the rows read next (dot_rows: K, axpy_rows: V), so that a decode tile's
-/// DRAM misses overlap with the arithmetic on the rows before it instead of being exposed one
-/// row at a time (the hardware prefetchers do little for rows 4 KiB apart, as in a bshd cache,
-/// and not enough for head-major ones). The look-ahead is a byte budget (kPrefetchBytes of row
-/// data, at most kPrefetchMaxKeys rows), so it reaches into the caller's next tile, which the
-/// engines read at the same stride right after this call. Prefetches are hints: they never
-/// fault and never change a result. The locality hint is 2 (prefetcht1, to L2): on Zen 5 the L1
-/// form (hint 3) gave no gain at any distance tried (16..64 rows); see
-/// bench/results/decode-zen5-2026-12-02.md.
+/// Software prefetch of the rows read next (dot_rows: K, axpy_rows: V; prefetch.hpp), so that a
+/// decode tile's DRAM misses overlap with the arithmetic on the rows before it instead of being
+/// exposed one row at a time. The look-ahead is a byte budget (kPrefetchBytes of row data, at
+/// most kPrefetchMaxKeys rows), so it reaches into the caller's next tile, which the engines read
+/// at the same stride right after this call.
 inline constexpr index_t kPrefetchBytes = 16384;
 inline constexpr index_t kPrefetchMaxKeys = 64;
-inline constexpr int kPrefetchLocality = 2;
 inline constexpr index_t kPrefetchAny = index_t(1) << 62;
 
 /// Rows of `len` elements of T to prefetch ahead (1 .. kPrefetchMaxKeys).
@@ -101,34 +96,11 @@ ATTNKIT_INLINE index_t prefetch_keys(index_t len) noexcept {
   return n < 1 ? 1 : n > kPrefetchMaxKeys ? kPrefetchMaxKeys : n;
 }
 
-/// Prefetch every cache line holding elements [at, at + n) from p. The address is formed as an
-/// integer: the rows ahead may lie past the end of the caller's array (a prefetch never faults).
-template <class T>
-ATTNKIT_INLINE void prefetch_row(const T* p, index_t at, index_t n) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  constexpr std::uintptr_t line = 64;
-  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(at) * sizeof(T);
-  const std::uintptr_t last = (a + static_cast<std::uintptr_t>(n) * sizeof(T) - 1) & ~(line - 1);
-  for (std::uintptr_t l = a & ~(line - 1); l <= last; l += line)
-    __builtin_prefetch(reinterpret_cast<const void*>(l), 0, kPrefetchLocality);
-#else
-  (void)p, (void)at, (void)n;
-#endif
-}
-
 /// Prefetch rows [j, j + n) of a row-major block (row stride ld, row length len).
 template <class T>
 ATTNKIT_INLINE void prefetch_rows(const T* p, index_t j, index_t n, index_t ld, index_t len) noexcept {
-  for (index_t i = 0; i < n; ++i) prefetch_row(p, (j + i) * ld, len);
-}
-
-/// Prefetch rows [j, j + n) of a K/V tile (values only: a quantized tile's scales are a few bytes
-/// per row), len columns from the tile's first column.
-template <class T>
-ATTNKIT_INLINE void prefetch_kv(const kv_rows<T>& k, index_t j, index_t n, index_t len) noexcept {
-  const auto* base = reinterpret_cast<const char*>(k.p + stored_offset<T>(k.c0));
-  const index_t ld = k.ld * static_cast<index_t>(sizeof(T));
-  for (index_t i = 0; i < n; ++i) prefetch_row(base, (j + i) * ld, row_bytes<T>(len));
+  const auto sz = static_cast<index_t>(sizeof(T));
+  prefetch_stream{p, ld * sz, j + n, len * sz}.rows(j, j + n);
 }
 
 // ---- dot_rows ---------------------------------------------------------------------------------
