@@ -13,9 +13,10 @@
 //                      scales in the same layout as the values
 //
 // Bytes = K + V read once (2 * L * Hkv * d * sizeof(kv)); "bw_ceiling" is that rate over the
-// read-bandwidth ceiling measured in the same process (BM_read_bandwidth: a vectorized sum over
-// 256 MiB); for a quantized cache, values plus scales. L = 4096 fits in the 32 MiB L3 (fp32: 32 MiB in all), so its fraction can exceed 1;
-// L >= 16384 streams from DRAM.
+// read-bandwidth ceiling measured in the same process (BM_read_bandwidth: a 4-accumulator,
+// software-prefetched sum over 256 MiB); for a quantized cache, values plus scales. L = 4096 fits
+// in the 32 MiB L3 (fp32: 32 MiB in all), so its fraction can exceed 1; L = 16384 (64-128 MiB)
+// still partly hits the L3 between iterations; L = 65536 is the DRAM figure.
 //
 // Run:  bench_decode --benchmark_filter='decode|bandwidth' --benchmark_repetitions=5
 //                    --benchmark_report_aggregates_only=true

@@ -26,7 +26,7 @@
 //        sliding_window_attention(.., from_total(1024), causal{}); "us_per_token".
 //
 // Bandwidth cases report "GB/s" and "bw_ceiling" (fraction of BM_read_bandwidth, the same-process
-// vectorized sum over 256 MiB); prefill cases "GFLOP/s" over the kept pairs and "ceiling" (SGEMM).
+// 4-accumulator prefetched sum over 256 MiB); prefill cases "GFLOP/s" over the kept pairs and "ceiling" (SGEMM).
 //
 // Run (about 15 minutes on 2 contended Zen 5 cores; ~4.5 GB of memory):
 //   bench_serving --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \

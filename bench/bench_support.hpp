@@ -14,6 +14,7 @@
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
+#include <xsimd/xsimd.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -178,24 +179,43 @@ inline const std::vector<float>& read_ceiling_buffer() {
   return buf;
 }
 
-/// Sum of p[0, n) on `threads` threads (vectorized; the read-bandwidth kernel).
+/// Sum of p[0, n) on `threads` threads: the read-bandwidth kernel. It must read as fast as the
+/// machine allows, or every fraction reported against it is inflated: four independent vector
+/// accumulators (one would be add-latency bound) and a software prefetch 32 KiB ahead (a core's
+/// hardware prefetchers alone keep too few misses in flight). On the Zen 5 development machine
+/// (2026-12-04) one accumulator without prefetch read 12.5 / 27 GB/s on 1 / 2 threads, this
+/// kernel 18.5 / 38 (bench/results/decode-zen5-2026-12-04.md).
 inline float parallel_sum(const float* p, std::int64_t n, int threads) {
+  using B = xsimd::batch<float>;
+  constexpr std::int64_t W = static_cast<std::int64_t>(B::size), U = 4 * W;
+  constexpr std::uintptr_t ahead = 32768;
   float total = 0.f;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total)
 #endif
   for (std::int64_t c = 0; c < n; c += 4096) {
     const std::int64_t e = std::min<std::int64_t>(n, c + 4096);
-    float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-    for (std::int64_t i = c; i < e; ++i) acc += p[i];
+    B a0(0.f), a1(0.f), a2(0.f), a3(0.f);
+    std::int64_t i = c;
+    for (; i + U <= e; i += U) {
+      // One prefetch per 64-byte line of the U floats read (an integer address: past the end
+      // of the buffer a prefetch is harmless).
+      for (std::int64_t l = 0; l < U; l += 16)
+        __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p + i + l) + ahead), 0, 2);
+      a0 += B::load_unaligned(p + i);
+      a1 += B::load_unaligned(p + i + W);
+      a2 += B::load_unaligned(p + i + 2 * W);
+      a3 += B::load_unaligned(p + i + 3 * W);
+    }
+    float acc = xsimd::hadd((a0 + a1) + (a2 + a3));
+    for (; i < e; ++i) acc += p[i];
     total += acc;
   }
   (void)threads;
   return total;
 }
 
-/// The machine's DRAM read bandwidth in GB/s (1e9 bytes/s) for `threads` threads: best of 5
+/// The machine's DRAM read bandwidth in GB/s (1e9 bytes/s) for `threads` threads: best of 20
 /// sums over read_ceiling_bytes, measured once per thread count and cached.
 inline double read_gbps(int threads) {
   static std::mutex mutex;
@@ -206,13 +226,13 @@ inline double read_gbps(int threads) {
   const std::int64_t n = static_cast<std::int64_t>(buf.size());
   benchmark::DoNotOptimize(parallel_sum(buf.data(), n, threads));
   double best = 0;
-  for (int r = 0; r < 5; ++r) {
+  for (int r = 0; r < 20; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     benchmark::DoNotOptimize(parallel_sum(buf.data(), n, threads));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, double(read_ceiling_bytes) / s * 1e-9);
   }
-  std::fprintf(stderr, "attnkit_bench: read-bandwidth ceiling, %d thread(s), %zu MiB, best of 5: %.1f GB/s\n",
+  std::fprintf(stderr, "attnkit_bench: read-bandwidth ceiling, %d thread(s), %zu MiB, best of 20: %.1f GB/s\n",
                threads, read_ceiling_bytes >> 20, best);
   cache.emplace(threads, best);
   return best;
