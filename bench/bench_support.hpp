@@ -182,9 +182,9 @@ inline const std::vector<float>& read_ceiling_buffer() {
 /// Sum of p[0, n) on `threads` threads: the read-bandwidth kernel. It must read as fast as the
 /// machine allows, or every fraction reported against it is inflated: four independent vector
 /// accumulators (one would be add-latency bound) and a software prefetch 32 KiB ahead (a core's
-/// hardware prefetchers alone keep too few misses in flight). On the Zen 5 development machine
+/// hardware prefetchers alone keep too few misses in flight). On the development machine (Intel Xeon guest)
 /// (2026-12-04) one accumulator without prefetch read 12.5 / 27 GB/s on 1 / 2 threads, this
-/// kernel 18.5 / 38 (bench/results/decode-zen5-2026-12-04.md).
+/// kernel 18.5 / 38 (bench/results/decode-xeon-2026-12-04.md).
 inline float parallel_sum(const float* p, std::int64_t n, int threads) {
   using B = xsimd::batch<float>;
   constexpr std::int64_t W = static_cast<std::int64_t>(B::size), U = 4 * W;

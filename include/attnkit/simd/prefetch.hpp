@@ -10,7 +10,7 @@
 ///    tile's V during q.k, the next tile's K during P V), a slice per micro-tile of the current
 ///    product, so the misses overlap it instead of queueing at once.
 /// Prefetches are hints: they never fault and never change a result. Measurements:
-/// bench/results/prefill-prefetch-zen5-2026-12-04.md, bench/results/decode-zen5-2026-12-02.md.
+/// bench/results/prefill-prefetch-xeon-2026-12-04.md, bench/results/decode-zen5-2026-12-02.md.
 #include <cstdint>
 
 #include "attnkit/core/types.hpp"
@@ -18,7 +18,7 @@
 
 namespace attnkit::simd {
 
-/// Locality of every software prefetch: to L2 (on Zen 5 the L1 form gave no gain; see above).
+/// Locality of every software prefetch: to L2 (the L1 form gave no gain in decode; see above).
 inline constexpr int kPrefetchLocality = 2;
 
 /// Prefetch every cache line of bytes [at, at + n) from p. The address is formed as an integer:
