@@ -16,6 +16,8 @@
 #include <Eigen/Core>
 #include <xsimd/xsimd.hpp>
 
+#include <attnkit/simd/prefetch.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -182,9 +184,8 @@ inline const std::vector<float>& read_ceiling_buffer() {
 /// Sum of p[0, n) on `threads` threads: the read-bandwidth kernel. It must read as fast as the
 /// machine allows, or every fraction reported against it is inflated: four independent vector
 /// accumulators (one would be add-latency bound) and a software prefetch 32 KiB ahead (a core's
-/// hardware prefetchers alone keep too few misses in flight). On the development machine (Intel Xeon guest)
-/// (2026-12-04) one accumulator without prefetch read 12.5 / 27 GB/s on 1 / 2 threads, this
-/// kernel 18.5 / 38 (bench/results/decode-xeon-2026-12-04.md).
+/// hardware prefetchers alone keep too few misses in flight). The one-accumulator sum used before
+/// read 1.3-1.45x below the machine (bench/results/decode-xeon-2026-12-04.md).
 inline float parallel_sum(const float* p, std::int64_t n, int threads) {
   using B = xsimd::batch<float>;
   constexpr std::int64_t W = static_cast<std::int64_t>(B::size), U = 4 * W;
@@ -198,10 +199,7 @@ inline float parallel_sum(const float* p, std::int64_t n, int threads) {
     B a0(0.f), a1(0.f), a2(0.f), a3(0.f);
     std::int64_t i = c;
     for (; i + U <= e; i += U) {
-      // One prefetch per 64-byte line of the U floats read (an integer address: past the end
-      // of the buffer a prefetch is harmless).
-      for (std::int64_t l = 0; l < U; l += 16)
-        __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p + i + l) + ahead), 0, 2);
+      attnkit::simd::prefetch_bytes(p + i, ahead, U * sizeof(float));
       a0 += B::load_unaligned(p + i);
       a1 += B::load_unaligned(p + i + W);
       a2 += B::load_unaligned(p + i + 2 * W);

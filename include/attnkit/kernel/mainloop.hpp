@@ -297,10 +297,10 @@ struct attention_call {
       // page is a tile or a few, so the hardware prefetchers never start).
       const index_t run = k.run(j0);
       if (nk == run && j0 + nk < x.sk_of(b)) {
-        using namespace simd::rowmajor_detail;
+        using simd::rowmajor_detail::prefetch_keys;
         const index_t next = k.run(j0 + nk);
-        prefetch_rows(k.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TK>>(d.dk), next), k.ld(), d.dk);
-        prefetch_rows(v.row(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), next), v.ld(), d.dv);
+        simd::prefetch_kv(k.rows(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TK>>(d.dk), next), d.dk);
+        simd::prefetch_kv(v.rows(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), next), d.dv);
       }
       simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.rows(b, j0, hk), st, rows_p, run);
     } else if (pairs) {
@@ -448,10 +448,16 @@ struct attention_call {
     }
     return false;
   }
+  // f(tile, next tile or nullptr): the walk looks one tile ahead, so the prefill engine can
+  // prefetch the tile it visits next (block-sparse and windowed walks jump).
   template <class F>
   void for_each_tile(index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je, F&& f) const {
     tile_walk w = walk(b, hk, q0, nq, jb, je);
-    for (tile t; next(w, b, hk, q0, nq, t);) f(t.j0, t.nk, t.cls);
+    tile t{}, n{};
+    for (bool more = next(w, b, hk, q0, nq, t); more; t = n) {
+      more = next(w, b, hk, q0, nq, n);
+      f(t, more ? &n : nullptr);
+    }
   }
 
   // Flags of V rows [jb, je) of (b, hk): 1 where the row (as fp32) holds NaN or Inf.
@@ -478,10 +484,11 @@ struct attention_call {
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     // Prefill: this tile's V is prefetched during q.k and the next tile's K during P V (a bshd
     // input's rows are 4 KiB apart, where the hardware prefetchers do not reach; prefetch.hpp).
+    // (An empty stream prefetches nothing: decode and dense.)
     const bool pre = eng == engine::prefill && !dense;
-    const simd::prefetch_stream pv = simd::stream_of(v.rows(b, j0, hk), nk, d.dv);
-    const simd::prefetch_stream pk = pre && nxt ? simd::stream_of(k.rows(b, nxt->j0, hk), nxt->nk, d.dk) : simd::prefetch_stream{};
-    scores(ws, b, hk, q0, nq, j0, nk, cls, pre ? &pv : nullptr);
+    const auto pv = pre ? simd::stream_of(v.rows(b, j0, hk), nk, d.dv) : simd::prefetch_stream{};
+    const auto pk = pre && nxt ? simd::stream_of(k.rows(b, nxt->j0, hk), nxt->nk, d.dk) : simd::prefetch_stream{};
+    scores(ws, b, hk, q0, nq, j0, nk, cls, &pv);
     a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
     if (eng == engine::decode) {
       const auto vp = v.rows(b, j0, hk);
@@ -507,27 +514,22 @@ struct attention_call {
         simd::pack_cols<Arch>(ws + off_st, rows_p, nk, rows_p, pb);
         simd::pack_pairs<Arch>(v.row(b, j0, hk), v.ld(), nk, d.dv, vb);
         simd::gemm_bf16<Arch>(d.dv, rows_p, nk, vb, 2, 2 * d.dv, pb, rows_p, ws + off_ot, rows_p, ws + off_alpha, 64,
-                              pk.p ? &pk : nullptr);
+                              &pk);
         return;
       }
     index_t ldv;
     const float* vp = rows_fp32(v, b, j0, nk, hk, ws + off_vc, ldv);
     if (v_finite(b, hk, j0, nk, vp, ldv))
       simd::gemm_rows<Arch, false>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
-                                   ws + off_alpha, 64, pk.p ? &pk : nullptr);
+                                   ws + off_alpha, 64, &pk);
     else
       simd::gemm_rows<Arch, false, true>(d.dv, rows_p, nk, vp, 1, ldv, ws + off_st, rows_p, ws + off_ot, rows_p,
-                                         ws + off_alpha, 64, pk.p ? &pk : nullptr);
+                                         ws + off_alpha, 64, &pk);
   }
 
   // The mainloop proper over keys [jb, je).
   void kv_loop(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t jb, index_t je) const {
-    tile_walk w = walk(b, hk, q0, nq, jb, je);
-    tile t{}, n{};
-    for (bool more = next(w, b, hk, q0, nq, t); more; t = n) {
-      more = next(w, b, hk, q0, nq, n);
-      kv_tile(ws, b, hk, q0, nq, t.j0, t.nk, t.cls, more ? &n : nullptr);
-    }
+    for_each_tile(b, hk, q0, nq, jb, je, [&](const tile& t, const tile* n) { kv_tile(ws, b, hk, q0, nq, t.j0, t.nk, t.cls, n); });
   }
 
   // The normalizer's final factor per row, then O and LSE (and probabilities / key mass).
@@ -567,9 +569,10 @@ struct attention_call {
     if (mass_store && q0 + nq > mass_from()) {
       auto* tl = reinterpret_cast<index_t*>(ws + off_mt);  // [0]: tiles, then (j0, nk) per tile
       tl[0] = 0;
-      for_each_tile(b, hk, q0, nq, 0, x.sk_of(b), [&](index_t j0, index_t nk, tile_class cls) {
+      for_each_tile(b, hk, q0, nq, 0, x.sk_of(b), [&](const tile& t, const tile* n) {
+        const index_t j0 = t.j0, nk = t.nk;
         assert(tl[0] < mass_tiles);
-        kv_tile(ws, b, hk, q0, nq, j0, nk, cls);
+        kv_tile(ws, b, hk, q0, nq, j0, nk, t.cls, n);
         std::copy_n(ws + off_st, nk * rows_p, ws + off_mp + j0 * rows_p);
         std::copy_n(ws + off_alpha, rows_p, ws + off_ma + tl[0] * rows_p);
         tl[1 + 2 * tl[0]] = j0, tl[2 + 2 * tl[0]] = nk, ++tl[0];
@@ -679,9 +682,10 @@ struct attention_call {
     }
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     float* alpha = ws + off_alpha;
-    for_each_tile(b, hk, q0, nq, 0, d.sk, [&](index_t j0, index_t nk, tile_class cls) {
+    for_each_tile(b, hk, q0, nq, 0, d.sk, [&](const tile& t, const tile*) {
+      const index_t j0 = t.j0, nk = t.nk;
       if (!dense) {
-        scores(ws, b, hk, q0, nq, j0, nk, cls);
+        scores(ws, b, hk, q0, nq, j0, nk, t.cls);
         a.norm.template step<Arch>(state, alpha, st, rows_p, rows_p, nk, step_scale());
       }
       for (index_t hh = 0; hh < g; ++hh) {

@@ -96,13 +96,6 @@ ATTNKIT_INLINE index_t prefetch_keys(index_t len) noexcept {
   return n < 1 ? 1 : n > kPrefetchMaxKeys ? kPrefetchMaxKeys : n;
 }
 
-/// Prefetch rows [j, j + n) of a row-major block (row stride ld, row length len).
-template <class T>
-ATTNKIT_INLINE void prefetch_rows(const T* p, index_t j, index_t n, index_t ld, index_t len) noexcept {
-  const auto sz = static_cast<index_t>(sizeof(T));
-  prefetch_stream{p, ld * sz, j + n, len * sz}.rows(j, j + n);
-}
-
 // ---- dot_rows ---------------------------------------------------------------------------------
 
 /// Lane i of the result = horizontal sum of rows[i], i < width. xsimd::haddp, except on AVX-512:
