@@ -2,7 +2,8 @@
 // reference. The criterion is the issue's for bf16 compute: error at most 2x that of a naive
 // implementation with the same roundings -- bf16 inputs, fp32 scores and softmax, P rounded to
 // bf16, P V accumulated in fp32 (naive_bf16 below, from the fp32 reference's probabilities).
-// Built only for the avx512bf16 arch; skipped at run time on CPUs without AVX512-BF16.
+// Built only for the avx512bf16 arch; skipped at run time on CPUs without AVX512-BF16. The calls
+// ask for the pairs (bf16_products::pairs): by default only AMD CPUs take them.
 #include <numeric>
 
 #include "common/test_util.hpp"
@@ -13,6 +14,7 @@ using namespace attnkit;
 using namespace attnkit::test;
 using Arch = ATTNKIT_TEST_ARCH;
 static_assert(simd::bf16_dot_arch<Arch>, "this test is built for attnkit::avx512bf16");
+constexpr bf16_products kPairs{bf16_products::pairs};
 
 // O of the naive bf16 implementation: the fp32 reference's normalized probabilities rounded to
 // bf16, times V, summed over keys in order in fp32.
@@ -44,12 +46,12 @@ void check_pairs(const shape& s, const P&... p) {
   output out(s);
   using N = decltype(resolve_args(p...).norm);
   if constexpr (N::has_lse) {
-    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., lse_out{out.lse.data()});
+    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., lse_out{out.lse.data()}, kPairs);
     // The scores are exact bf16 products summed in fp32: the LSE's error is an fp32 one.
     const auto naive32 = ref::attention<float>(pr.q.cview(), pr.k.cview(), pr.v.cview(), p...);
     expect_accurate(out.lse_used(s), ref.lse, naive32.lse, "LSE");
   } else {
-    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p...);
+    flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, p..., kPairs);
   }
   expect_accurate(out.o_used(s), ref.o, naive_bf16(pr, p...), "O");
 }
@@ -65,17 +67,29 @@ TEST(Bf16Pairs, PlanNamesThePairs) {
   std::vector<bf16> q(64 * 8 * 64), k(100 * 2 * 64);
   std::vector<float> o(64 * 8 * 64);
   const auto kv = bshd(static_cast<const bf16*>(k.data()), 1, 100, 2, 64);
-  const auto p = plan_of<Arch>(bshd(static_cast<const bf16*>(q.data()), 1, 64, 8, 64), kv, kv,
-                               bshd(o.data(), 1, 64, 8, 64), causal{});
+  const auto qb = bshd(static_cast<const bf16*>(q.data()), 1, 64, 8, 64);
+  const auto ov = bshd(o.data(), 1, 64, 8, 64);
+  const auto has = [](const attention_plan& p, const char* what) { return std::string(p.reason).find(what) != std::string::npos; };
+  const auto p = plan_of<Arch>(qb, kv, kv, ov, causal{}, kPairs);
   EXPECT_EQ(p.kind, engine::prefill);
-  EXPECT_NE(std::string(p.reason).find("bf16 pairs"), std::string::npos) << p.reason;
-  // fp32 Q keeps the widening path; a decode step keeps the decode engine.
+  EXPECT_TRUE(has(p, "bf16 pairs (requested)")) << p.reason;
+  const auto pw = plan_of<Arch>(qb, kv, kv, ov, causal{}, bf16_products{bf16_products::widened});
+  EXPECT_TRUE(has(pw, "bf16 widened to fp32 (requested)")) << pw.reason;
+  // automatic: the pairs exactly where the CPU issues vdpbf16ps at the FMA rate (AMD).
+  const auto pa = plan_of<Arch>(qb, kv, kv, ov, causal{});
+  EXPECT_EQ(has(pa, "bf16 pairs"), simd::bf16_pairs_fast()) << pa.reason;
+  EXPECT_EQ(has(pa, "bf16 widened"), !simd::bf16_pairs_fast()) << pa.reason;
+  // fp32 Q cannot take the pairs: asking for them is an error naming the option, nothing written.
   std::vector<float> qf(64 * 8 * 64);
-  const auto pf = plan_of<Arch>(bshd(static_cast<const float*>(qf.data()), 1, 64, 8, 64), kv, kv,
-                                bshd(o.data(), 1, 64, 8, 64));
-  EXPECT_EQ(std::string(pf.reason).find("bf16 pairs"), std::string::npos) << pf.reason;
+  const auto qv = bshd(static_cast<const float*>(qf.data()), 1, 64, 8, 64);
+  const auto pf = plan_of<Arch>(qv, kv, kv, ov);
+  EXPECT_FALSE(has(pf, "bf16 pairs")) << pf.reason;
+  std::fill(o.begin(), o.end(), 7.f);
+  expect_error([&] { flash_attention<Arch>(qv, kv, kv, ov, kPairs); }, "flash_attention: bf16_products: pairs need bf16 q");
+  EXPECT_TRUE(std::all_of(o.begin(), o.end(), [](float x) { return x == 7.f; }));
+  // A decode step keeps the decode engine (it widens in registers whatever is asked).
   const auto pd = plan_of<Arch>(bshd(static_cast<const bf16*>(q.data()), 1, 1, 8, 64), kv, kv,
-                                bshd(o.data(), 1, 1, 8, 64));
+                                bshd(o.data(), 1, 1, 8, 64), kPairs);
   EXPECT_EQ(pd.kind, engine::decode) << pd.reason;
 }
 
@@ -130,7 +144,7 @@ TEST(Bf16Pairs, MaskedGarbageIsIsolated) {
     pr.v.view(0, 40, 0, c) = bf16(std::numeric_limits<float>::infinity());
   }
   output out(s);
-  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{});
+  flash_attention<Arch>(pr.q.cview(), pr.k.cview(), pr.v.cview(), out.view, causal{}, kPairs);
   const auto o = out.o_used(s);
   for (index_t i = 0; i < s.Sq; ++i)
     for (index_t h = 0; h < s.Hq; ++h)
@@ -177,7 +191,7 @@ TEST(Bf16Pairs, PagedAndBitwiseAcrossThreads) {
   std::vector<float> first;
   for (int t : {1, 2}) {
     output out(pr.s);
-    flash_attention<Arch>(pr.q.cview(), cache, out.view, causal{}, openmp{t});
+    flash_attention<Arch>(pr.q.cview(), cache, out.view, causal{}, openmp{t}, kPairs);
     if (first.empty()) {
       first = out.o;
       expect_accurate(out.o_used(pr.s), ref.o, naive_bf16(pr, causal{}), "paged O");

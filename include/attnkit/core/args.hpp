@@ -99,6 +99,7 @@ struct call_args {
   float* row_max = nullptr;
   std::optional<workspace> ws;
   std::optional<tiling> tiles;
+  bf16_products::mode_t bf16 = bf16_products::automatic;
 };
 
 /// Sort args... into a call_args; every kind at most once, every argument recognized.
@@ -114,7 +115,7 @@ auto resolve_args(Args&&... args) {
                     detail::count_type<lse_out, Args...> <= 1 && detail::count_type<probs_out, Args...> <= 1 &&
                     detail::count_type<key_mass_out, Args...> <= 1 && detail::count_type<workspace, Args...> <= 1 &&
                     detail::count_type<row_max_out, Args...> <= 1 &&
-                    detail::count_type<tiling, Args...> <= 1,
+                    detail::count_type<tiling, Args...> <= 1 && detail::count_type<bf16_products, Args...> <= 1,
                 "attnkit: an option is given more than once");
   auto s = detail::pick<policy_kind::score, dot_product>(args...);
   auto m = detail::pick<policy_kind::mask, no_mask>(args...);
@@ -130,6 +131,7 @@ auto resolve_args(Args&&... args) {
   if (auto o = detail::pick_option<row_max_out>(args...)) r.row_max = o->data;
   r.ws = detail::pick_option<workspace>(args...);
   r.tiles = detail::pick_option<tiling>(args...);
+  if (auto o = detail::pick_option<bf16_products>(args...)) r.bf16 = o->mode;
   return r;
 }
 

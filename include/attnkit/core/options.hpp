@@ -54,6 +54,19 @@ struct workspace {
   std::span<std::byte> bytes;
 };
 
+/// How the prefill engine multiplies bf16 q, k and v where the arch has AVX512-BF16
+/// (attnkit::avx512bf16): `pairs` (vdpbf16ps on bf16 pairs; P rounded to bf16 for P V),
+/// `widened` (bf16 widened to fp32, fp32 FMAs, as on every other arch), or `automatic` (default):
+/// pairs where vdpbf16ps outruns widening + FMA, i.e. on AMD Zen 4 / Zen 5, widened elsewhere
+/// (on Intel Xeons it issues at half the FMA rate: bench/results/bf16-xeon-2026-12-04.md).
+/// plan_of's reason names the choice. Requesting pairs for a call that cannot take them (not
+/// all of q, k, v bf16, or an arch without AVX512-BF16) is an invalid_argument; the decode
+/// engine and dense_attention widen in registers whatever is asked.
+struct bf16_products {
+  static constexpr policy_kind kind = policy_kind::option;
+  enum mode_t { automatic, pairs, widened } mode = automatic;
+};
+
 /// Tile sizes of the attention mainloop (tuning knob). Defaults measured on AVX-512 (Zen 5): 96
 /// rows share each 64-key K/V tile (32 KiB at d = 128: it stays in L1 across the row passes).
 /// rows: query rows per task, all heads of a GQA group together (rounded to the SIMD width);

@@ -146,8 +146,18 @@ struct attention_call {
       reason = "decode: g x Sq <= 16 rows per KV head; vectors along the head dim, K/V streamed once per group";
     } else
       reason = "prefill: more than 16 rows per KV head; rows as SIMD lanes";
-    pairs = bf16_inputs && eng == engine::prefill;
-    if (pairs && !dense) reason = "prefill in bf16 pairs: more than 16 rows per KV head; rows as SIMD lanes, vdpbf16ps";
+    pairs = bf16_inputs && eng == engine::prefill &&
+            (a.bf16 == bf16_products::pairs || (a.bf16 == bf16_products::automatic && simd::bf16_pairs_fast()));
+    if (pairs && !dense)
+      reason = a.bf16 == bf16_products::pairs
+                   ? "prefill in bf16 pairs (requested): more than 16 rows per KV head; rows as SIMD lanes, vdpbf16ps"
+                   : "prefill in bf16 pairs: more than 16 rows per KV head; rows as SIMD lanes, vdpbf16ps (this "
+                     "CPU, AMD, issues it at the FMA rate)";
+    else if (bf16_inputs && eng == engine::prefill && !dense)
+      reason = a.bf16 == bf16_products::widened
+                   ? "prefill, bf16 widened to fp32 (requested): more than 16 rows per KV head; rows as SIMD lanes"
+                   : "prefill, bf16 widened to fp32: more than 16 rows per KV head; rows as SIMD lanes (this CPU is "
+                     "not AMD: its vdpbf16ps is slower than widening and FMA)";
     ql = eng == engine::decode ? tile_layout{d.dk, 1} : tile_layout{1, rows_p};
     ol = eng == engine::decode ? tile_layout{d.dv, 1} : tile_layout{1, rows_p};
     index_t at = 0;
@@ -758,6 +768,12 @@ struct attention_call {
 
 /// Validate the arguments and plan one call of the mainloop on validated operands, then hand the
 /// planned call to `f`.
+template <class T>
+constexpr const char* elem_name() noexcept {
+  using U = std::remove_cv_t<T>;
+  return std::is_same_v<U, float> ? "float" : std::is_same_v<U, bf16> ? "bf16" : std::is_same_v<U, fp16> ? "fp16" : "quantized";
+}
+
 template <class Arch, class F, class TQ, class TK, class TV, class... Args>
 auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f, operands<TQ, TK, TV> x,
                        Args&&... args) {
@@ -797,6 +813,9 @@ auto with_planned_call(const char* fn, kernel_kind kind, const tiling& t, F&& f,
   if (a.tiles && (a.tiles->rows < 1 || a.tiles->block_kv < 0 || a.tiles->split_kv < 1))
     fail(fn, "tiling: expected rows >= 1, block_kv >= 0 and split_kv >= 1, got {", a.tiles->rows, ", ",
          a.tiles->block_kv, ", ", a.tiles->split_kv, "}");
+  if (a.bf16 == bf16_products::pairs && !attention_call<Arch, TQ, TK, TV, A>::bf16_inputs)
+    fail(fn, "bf16_products: pairs need bf16 q, k and v and an arch with AVX512-BF16 (attnkit::avx512bf16), got ",
+         elem_name<TQ>(), " q, ", elem_name<TK>(), " k, ", elem_name<TV>(), " v on ", Arch::name());
   validate_policies(fn, d, a.score, a.mask, a.norm);
   check_output(fn, "lse_out", a.lse, a.lse ? rows_total : 0, x.ranges);
   check_output(fn, "row_max_out", a.row_max, a.row_max ? rows_total : 0, x.ranges);

@@ -30,12 +30,12 @@ struct scalar {
 /// Sapphire Rapids): prefill with bf16 Q, K and V computes both products in bf16 pairs
 /// accumulating in fp32 (simd/bf16dot.hpp). Everything else is avx512bw's code. Code for it must be
 /// compiled with -mavx512bf16 (and the avx512bw flags); xsimd 8 has no tag of its own for it.
-/// The default arch where the compiler targets AVX512-BF16. It pays where vdpbf16ps (4 flops per
-/// lane) issues at the rate of vfmadd231ps (2 per lane), as on AMD Zen 4 / Zen 5 (measured there:
-/// bf16 prefill 1.6-2.2x the fp32 time); on a CPU where it issues at half that rate or less (one
-/// Intel Xeon measured a quarter) the widening path of xsimd's arch is faster: name that arch
-/// (e.g. `flash_attention<xsimd::avx512bw>`). bench_attention's BM_bf16_dot_ceiling gives both
-/// rates in one process.
+/// The default arch where the compiler targets AVX512-BF16. The pairs pay where vdpbf16ps (4 flops
+/// per lane) issues at the rate of vfmadd231ps (2 per lane), as on AMD Zen 4 / Zen 5 (measured
+/// there: bf16 prefill 1.6-2.2x faster than fp32); on Intel Xeons it issues at half that rate and
+/// the widening path is faster. So the engine takes the pairs on AMD CPUs only unless the call
+/// says otherwise (`bf16_products`, options.hpp). bench_attention's BM_bf16_dot_ceiling gives
+/// both rates in one process.
 struct avx512bf16 : xsimd::avx512bw {
   static constexpr bool supported() noexcept { return ATTNKIT_WITH_AVX512BF16; }
   static constexpr bool available() noexcept { return true; }

@@ -29,6 +29,25 @@
 
 namespace attnkit::simd {
 
+/// Whether vdpbf16ps outruns widening bf16 and FMA on this CPU (bf16_products::automatic): on
+/// AMD (Zen 4 / Zen 5 issue it at the FMA rate, so it does twice the work per instruction), not
+/// on Intel Xeons (half the FMA rate: measured 238 vs 479 GFLOP/s, bench/results/bf16-xeon-2026-12-04.md).
+/// The CPU vendor, read once; a fixed property of the machine, so results do not vary by run.
+inline bool bf16_pairs_fast() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool amd = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0u), "c"(0u));
+    char v[13] = {};
+    std::memcpy(v, &b, 4), std::memcpy(v + 4, &d, 4), std::memcpy(v + 8, &c, 4);
+    return std::strcmp(v, "AuthenticAMD") == 0;
+  }();
+  return amd;
+#else
+  return false;
+#endif
+}
+
 /// Archs with the bf16 pair product (the tile engine packs for it and calls gemm_bf16).
 template <class Arch>
 concept bf16_dot_arch = std::is_base_of_v<avx512bf16, Arch>;
