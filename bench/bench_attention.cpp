@@ -126,7 +126,8 @@ void eigen_attention(const problem& p, float* out, bool causal, int threads) {
 // ---- benchmarks -----------------------------------------------------------------------------
 
 // bf16 Q/K/V: flash_bf16* widen to fp32 (xsimd's default arch); flash_bf16_pairs* run the bf16
-// pair products (attnkit::avx512bf16, built where the compiler flags allow AVX512-BF16).
+// pair products (attnkit::avx512bf16 with bf16_products::pairs, built where the compiler flags
+// allow AVX512-BF16).
 enum class kernel { flash_causal, flash, dense, eigen, eigen_causal, flash_bf16, flash_bf16_causal, flash_bf16_pairs,
                     flash_bf16_pairs_causal };
 
@@ -160,8 +161,11 @@ void run_bf16(problem& p, bool causal, int threads) {
   const auto v = attnkit::bshd(static_cast<const attnkit::bf16*>(p.vb.data()), 1, sk, hkv, d);
   const auto o = attnkit::bshd(p.o.data(), 1, sq, hq, d);
   const attnkit::openmp exec{threads};
-  if (causal) attnkit::flash_attention<Arch>(q, k, v, o, attnkit::causal{}, exec);
-  else attnkit::flash_attention<Arch>(q, k, v, o, exec);
+  // The pair kernels ask for the pairs: by default the engine takes them on AMD CPUs only.
+  constexpr attnkit::bf16_products how{attnkit::simd::bf16_dot_arch<Arch> ? attnkit::bf16_products::pairs
+                                                                         : attnkit::bf16_products::automatic};
+  if (causal) attnkit::flash_attention<Arch>(q, k, v, o, attnkit::causal{}, exec, how);
+  else attnkit::flash_attention<Arch>(q, k, v, o, exec, how);
 }
 
 void run_kernel(kernel kind, problem& p, int threads) {
