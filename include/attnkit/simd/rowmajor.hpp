@@ -140,7 +140,7 @@ struct lane_sums<Arch> {
 /// RB rows x NK keys, kv <= NK of them valid (the others re-read the last valid key; not stored).
 template <class Arch, class TK, int RB, int NK>
 ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q, index_t ldq, const kv_rows<TK>& k,
-                             float* ATTNKIT_RESTRICT st, index_t lds) noexcept {
+                             float* ATTNKIT_RESTRICT st, index_t lds, index_t pf = 0) noexcept {
   using V = vec<Arch>;
   using Reg = typename V::reg;
   constexpr int W = V::width;
@@ -191,6 +191,12 @@ ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q,
   } else {
     for (; c + W <= d; c += W) {
       Reg kr[NK];
+      // Contiguous rows: the look-ahead rows' lines are fetched a vector at a time, between the
+      // loads they overlap, not in a burst before the tile (a burst fills the miss buffers and
+      // stalls the FMAs behind it). Only element types (pf is 0 otherwise).
+      if constexpr (!quantized_type<TK>)
+        if (pf && (c * index_t(sizeof(TK))) % 64 < W * index_t(sizeof(TK)))  // once per line
+          ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) prefetch_bytes(kp[j].p + pf * k.ld + c, 0, 1);
       ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
         kr[j] = kv_load<Arch>(kp[j], c);
         if constexpr (RB > 1) pin(kr[j]);
@@ -249,12 +255,12 @@ ATTNKIT_INLINE void dot_key_tail(int rem, index_t d, const float* q, index_t ldq
 /// RB rows against kc keys (kc <= dot_acc).
 template <class Arch, class TK, int RB>
 void dot_block(int kc, index_t d, const float* q, index_t ldq, const kv_rows<TK>& k, float* st, index_t lds,
-               index_t pf) noexcept {
+               index_t pf, bool spread) noexcept {
   constexpr int NK = rm_blocking<Arch>::dot_acc / RB;
   int j = 0;
   for (; j + NK <= kc; j += NK) {
-    if (pf) prefetch_kv(k, j + pf, NK, d);
-    dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k.shift(j), st + j * lds, lds);
+    if (pf && !spread) prefetch_kv(k, j + pf, NK, d);
+    dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k.shift(j), st + j * lds, lds, spread ? pf : 0);
   }
   if (pf && j < kc) prefetch_kv(k, j + pf, kc - j, d);
   if (j < kc) dot_key_tail<Arch, TK, RB, NK>(kc - j, d, q, ldq, k.shift(j), st + j * lds, lds);
@@ -267,7 +273,7 @@ void dot_block(int kc, index_t d, const float* q, index_t ldq, const kv_rows<TK>
 template <class Arch, class TV, int RB, int CB, bool Tail, bool Skip0>
 ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRICT p, index_t ldp,
                               const kv_rows<TV>& v, float* ATTNKIT_RESTRICT o, index_t ldo, const float* alpha,
-                              index_t pf) noexcept {
+                              index_t pf, bool spread) noexcept {
   using V = vec<Arch>;
   using Reg = typename V::reg;
   constexpr int W = V::width;
@@ -278,9 +284,12 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
   for (index_t j = 0; j < nk; ++j) {
     const kv_row<TV> vj = row_at(v, j);
     const float* pj = p + j * ldp;
-    if (pf) prefetch_kv(v, j + pf, 1, (CB - 1) * W + (Tail ? nlast : W));
+    if (pf && !spread) prefetch_kv(v, j + pf, 1, (CB - 1) * W + (Tail ? nlast : W));
     Reg vr[CB];
     ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) {
+      if constexpr (!quantized_type<TV>)  // as dot_tile: a line at a time between the loads
+        if (pf && spread && (b * W * index_t(sizeof(TV))) % 64 < W * index_t(sizeof(TV)))
+          prefetch_bytes(vj.p + pf * v.ld + b * W, 0, 1);
       if (Tail && b == CB - 1) vr[b] = kv_load_n<Arch>(vj, b * W, nlast);
       else if constexpr (std::is_same_v<TV, qint4> && W > 1)  // group-aligned tile: nibble half known
         vr[b] = q4_aligned ? kv_load_q4<Arch>(vj, b * W / 32 * 32, (b * W % 32) / W) : kv_load<Arch>(vj, b * W);
@@ -315,28 +324,28 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
 /// The last nv (0 < nv < CB) vectors of columns, nlast lanes valid in the last one.
 template <class Arch, class TV, int RB, int CB, bool Skip0>
 ATTNKIT_INLINE void axpy_col_tail(int nv, int nlast, index_t nk, const float* p, index_t ldp, const kv_rows<TV>& v,
-                                  float* o, index_t ldo, const float* alpha, index_t pf) noexcept {
+                                  float* o, index_t ldo, const float* alpha, index_t pf, bool spread) noexcept {
   if constexpr (CB > 1) {
-    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, o, ldo, alpha, pf);
+    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, o, ldo, alpha, pf, spread);
   }
-  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf);
-  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf);
+  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf, spread);
+  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf, spread);
 }
 
 /// RB rows, ncols columns (one column block), nk keys.
 template <class Arch, class TV, int RB, bool Skip0>
 void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const kv_rows<TV>& v, float* o,
-                index_t ldo, const float* alpha, index_t pf) noexcept {
+                index_t ldo, const float* alpha, index_t pf, bool spread) noexcept {
   constexpr int W = vec<Arch>::width;
   constexpr int CB = rm_blocking<Arch>::axpy_cb(RB);
   index_t c = 0;
   for (; c + CB * W <= ncols; c += CB * W)
-    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v.cols(c), o + c, ldo, alpha, pf);
+    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v.cols(c), o + c, ldo, alpha, pf, spread);
   if (c < ncols) {
     const index_t rem = ncols - c;
     const int nv = static_cast<int>((rem + W - 1) / W);
     const int nlast = static_cast<int>(rem - (nv - 1) * W);
-    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v.cols(c), o + c, ldo, alpha, pf);
+    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v.cols(c), o + c, ldo, alpha, pf, spread);
   }
 }
 
@@ -358,18 +367,23 @@ void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, con
   using namespace rowmajor_detail;
   constexpr int KC = rm_blocking<Arch>::dot_acc;  // keys per chunk: every row block reuses them from L1
   const index_t pf = prefetch_keys<char>(row_bytes<TK>(d));  // the first row block prefetches rows j + pf
+  // Rows one after another in memory (head-major caches, pages): the look-ahead is spread over the
+  // tile's loads. Rows a stride apart (bshd) keep one burst per row, which measured faster there
+  // (bench/results/decode-prefetch-xeon-2026-12-04.md).
+  const bool spread = !quantized_type<TK> && vec<Arch>::width > 1 && d >= vec<Arch>::width &&
+                      k.ld * index_t(sizeof(TK)) == row_bytes<TK>(d);
   for (index_t j0 = 0; j0 < nk; j0 += KC) {
     const int kc = static_cast<int>(nk - j0 < KC ? nk - j0 : KC);
     const kv_rows<TK> kj = k.shift(j0);
     float* sj = st + j0 * lds;
     const index_t pfc = j0 + kc + pf <= pf_rows ? pf : 0;  // this chunk's look-ahead stays in range
     index_t r = 0;
-    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0);
+    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, spread);
     if (R - r >= 2) {
-      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0);
+      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, spread);
       r += 2;
     }
-    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0);
+    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, spread);
   }
 }
 template <class Arch, class TK>
@@ -394,6 +408,7 @@ void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, c
   using namespace rowmajor_detail;
   constexpr index_t CW = rm_blocking<Arch>::axpy_cols;
   const index_t pf = prefetch_keys<char>(row_bytes<TV>(dv));  // the first row block prefetches rows j + pf
+  const bool spread = !quantized_type<TV> && vec<Arch>::width > 1 && v.ld * index_t(sizeof(TV)) == row_bytes<TV>(dv);  // as dot_rows
   for (index_t j0 = 0; j0 < nk || j0 == 0; j0 += kKeyChunk) {
     const index_t kc = nk - j0 < kKeyChunk ? nk - j0 : kKeyChunk;
     const float* pj = p + j0 * ldp;
@@ -404,12 +419,12 @@ void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, c
       const index_t nc = dv - c0 < CW ? dv - c0 : CW;
       const kv_rows<TV> vc = vj.cols(c0);
       index_t r = 0;
-      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
+      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, spread);
       if (R - r >= 2) {
-        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
+        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, spread);
         r += 2;
       }
-      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0);
+      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, spread);
     }
   }
 }
