@@ -84,3 +84,38 @@ TEST(Fp16, MatchesDoubleRoundingOnDenseSample) {
   EXPECT_EQ(float(fp16(0x1p-25f)), 0.f);              // exactly half the smallest subnormal: ties to 0
   EXPECT_EQ(float(fp16(0x1p-25f * 1.5f)), 0x1p-24f);  // above half: rounds up
 }
+
+// simd::line_feed (prefetch.hpp): the decode kernels' spread look-ahead. It must hand out every
+// 64-byte line of its rows, in order, and stop; a wrong walk would only cost speed, so it is
+// checked here directly.
+#include <attnkit/simd/prefetch.hpp>
+
+#include <set>
+
+TEST(LineFeed, HandsOutEveryLineOfItsRowsInOrderThenStops) {
+  using attnkit::simd::line_feed;
+  for (const std::uintptr_t base : {std::uintptr_t(4096), std::uintptr_t(4096 + 24)})
+    for (const long n : {0L, 1L, 3L, 17L})
+      for (const long rb : {4L, 64L, 100L, 512L, 4096L})
+        for (const long ld : {rb, rb + 36, 4 * rb + 4096}) {
+          std::set<std::uintptr_t> want;
+          for (long i = 0; i < n; ++i)
+            for (std::uintptr_t l = (base + i * ld) & ~63u; l <= ((base + i * ld + rb - 1) & ~63u); l += 64)
+              want.insert(l);
+          line_feed f(reinterpret_cast<const void*>(base), 0, n, rb, ld);
+          std::set<std::uintptr_t> got;
+          std::uintptr_t prev = 0;
+          long calls = 0;
+          for (; f.rows > 0 && calls < 100000; ++calls) {
+            EXPECT_GE(f.a, prev) << "lines out of order";
+            prev = f.a;
+            got.insert(f.a);
+            f.next();
+          }
+          EXPECT_EQ(got, want) << "base " << base << " n " << n << " rb " << rb << " ld " << ld;
+          // Contiguous rows are one run (no line twice); strided rows at most one shared line each.
+          EXPECT_LE(calls, static_cast<long>(want.size()) + (ld == rb ? 0 : n)) << "rb " << rb << " ld " << ld;
+          f.next();  // past the end: a no-op
+          EXPECT_EQ(f.rows, 0);
+        }
+}

@@ -298,8 +298,9 @@ struct attention_call {
 
   // S^T for keys [j0, j0 + nk): q.k, scale (unless folded), score policy, mask.
   // pf: rows the prefill engine prefetches during q.k (the tile's V).
+  // kf: decode's look-ahead named by the caller (group_feed), else the kernel's own.
   void scores(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls,
-              const simd::prefetch_stream* pf = nullptr) const {
+              const simd::prefetch_stream* pf = nullptr, simd::line_feed* kf = nullptr) const {
     float* st = ws + off_st;
     if (eng == engine::decode) {
       // The kernels' look-ahead stays inside the run of rows at one stride (a page of a paged
@@ -312,7 +313,7 @@ struct attention_call {
         simd::prefetch_kv(k.rows(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TK>>(d.dk), next), d.dk);
         simd::prefetch_kv(v.rows(b, j0 + nk, hk), 0, std::min(prefetch_keys<std::remove_cv_t<TV>>(d.dv), next), d.dv);
       }
-      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.rows(b, j0, hk), st, rows_p, run);
+      simd::dot_rows<Arch>(g * nq, nk, d.dk, ws + off_qt, d.dk, k.rows(b, j0, hk), st, rows_p, run, kf);
     } else if (pairs) {
       if constexpr (bf16_inputs)
         simd::gemm_bf16<Arch>(nk, rows_p, d.dk, k.row(b, j0, hk), k.ld(), 2, reinterpret_cast<const bf16*>(ws + off_qt),
@@ -488,9 +489,31 @@ struct attention_call {
     return std::find(f, f + nk, std::uint8_t(1)) == f + nk;
   }
 
-  // One tile of the mainloop: scores, normalizer step, O += P V.
+  // A decode split task interleaving gn KV heads of a cache whose heads lie side by side in each
+  // position's row (bshd, page pools): head gi (of hk - gi .. hk - gi + gn - 1) fetches slice gi
+  // of the next tile's positions, all gn heads' rows of each, spread between its loads; so every
+  // position's rows come in as one run (per-head bursts 4 KiB apart stall on the miss buffers).
+  // Stays in the tile's run of rows (page); false where the layout does not allow it.
+  template <class Src>
+  bool group_feed(const Src& s, index_t b, index_t hk, index_t j0, index_t nk, index_t len, index_t gi, index_t gn,
+                  simd::line_feed& f) const {
+    using E = std::remove_cv_t<std::remove_pointer_t<decltype(s.row(0, 0, 0))>>;
+    if constexpr (quantized_type<E>) return false;
+    else {
+      if (gn <= 1 || s.head_ld() != len) return false;
+      const index_t end = std::min(j0 + s.run(j0), x.sk_of(b));
+      const index_t ah = nk / 2;  // half a tile ahead: fp32 5% faster than one, 18% than two
+      const index_t lo = std::min(end, j0 + ah + gi * nk / gn), hi = std::min(end, j0 + ah + (gi + 1) * nk / gn);
+      const auto es = static_cast<index_t>(sizeof(E));
+      f = simd::line_feed(s.row(b, j0, hk - gi), static_cast<std::uintptr_t>((lo - j0) * s.ld() * es), hi - lo,
+                          gn * len * es, s.ld() * es);
+      return true;
+    }
+  }
+
+  // One tile of the mainloop: scores, normalizer step, O += P V. (gi, gn): decode's head group.
   void kv_tile(float* ws, index_t b, index_t hk, index_t q0, index_t nq, index_t j0, index_t nk, tile_class cls,
-               const tile* nxt = nullptr) const {
+               const tile* nxt = nullptr, index_t gi = 0, index_t gn = 1) const {
     auto* state = reinterpret_cast<row_state*>(ws + off_state);
     // Prefill: this tile's V is prefetched during q.k and the next tile's K during P V (a bshd
     // input's rows are 4 KiB apart, where the hardware prefetchers do not reach; prefetch.hpp).
@@ -498,7 +521,10 @@ struct attention_call {
     const bool pre = eng == engine::prefill && !dense;
     const auto pv = pre ? simd::stream_of(v.rows(b, j0, hk), nk, d.dv) : simd::prefetch_stream{};
     const auto pk = pre && nxt ? simd::stream_of(k.rows(b, nxt->j0, hk), nxt->nk, d.dk) : simd::prefetch_stream{};
-    scores(ws, b, hk, q0, nq, j0, nk, cls, &pv);
+    simd::line_feed fk, fv;
+    const bool grouped = eng == engine::decode && group_feed(k, b, hk, j0, nk, d.dk, gi, gn, fk) &&
+                         group_feed(v, b, hk, j0, nk, d.dv, gi, gn, fv);
+    scores(ws, b, hk, q0, nq, j0, nk, cls, &pv, grouped ? &fk : nullptr);
     a.norm.template step<Arch>(state, ws + off_alpha, ws + off_st, rows_p, rows_p, nk, step_scale());
     if (eng == engine::decode) {
       const auto vp = v.rows(b, j0, hk);
@@ -510,7 +536,8 @@ struct attention_call {
       float* ot = ws + off_ot;
       const index_t n_o = g * nq * d.dv;
       std::copy_n(ot, n_o, ws + off_osave);
-      simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ot, d.dv, ws + off_alpha, v.run(j0));
+      simd::axpy_rows<Arch>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ot, d.dv, ws + off_alpha, v.run(j0),
+                            grouped ? &fv : nullptr);
       if (!simd::all_finite<Arch>(ot, 1, n_o, n_o)) {
         std::copy_n(ws + off_osave, n_o, ot);
         simd::axpy_rows<Arch, true>(g * nq, nk, d.dv, ws + off_st, rows_p, vp, ot, d.dv, ws + off_alpha, v.run(j0));
@@ -614,7 +641,7 @@ struct attention_call {
       more = false;
       for (index_t i = 0; i < nh; ++i)
         if (tile t; next(w[i], b, h0 + i, 0, nq, t)) {
-          kv_tile(ws + i * ws_head, b, h0 + i, 0, nq, t.j0, t.nk, t.cls);
+          kv_tile(ws + i * ws_head, b, h0 + i, 0, nq, t.j0, t.nk, t.cls, nullptr, i, nh);
           more = true;
         }
     }

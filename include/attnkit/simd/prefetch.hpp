@@ -50,4 +50,38 @@ struct prefetch_stream {
   }
 };
 
+/// The cache lines of n rows (row_bytes each, ld bytes apart), handed out one per next(): a
+/// kernel issues them between its loads, a line per load, instead of in a burst that fills the
+/// miss buffers and stalls the arithmetic behind it. Rows one after another form one run.
+struct line_feed {
+  static constexpr std::uintptr_t line = 64;
+  std::uintptr_t s = 0, a = 0, last = 0, ld = 0, rb = 0;  // row start, next line, row's last line
+  index_t rows = 0;                                       // rows left, the current one included
+  line_feed() = default;
+  /// Rows from p + at bytes (formed as an integer: the rows may lie past the caller's array).
+  line_feed(const void* p, std::uintptr_t at, index_t n, index_t row_bytes, index_t ld_bytes) noexcept {
+    if (n <= 0 || row_bytes <= 0) return;
+    if (ld_bytes == row_bytes) row_bytes *= n, n = 1;
+    s = reinterpret_cast<std::uintptr_t>(p) + at, ld = static_cast<std::uintptr_t>(ld_bytes);
+    rb = static_cast<std::uintptr_t>(row_bytes), rows = n;
+    a = s & ~(line - 1), last = (s + rb - 1) & ~(line - 1);
+  }
+  ATTNKIT_INLINE void next() noexcept {
+    if (rows <= 0) return;
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(reinterpret_cast<const void*>(a), 0, kPrefetchLocality);
+#endif
+    if (a != last) {
+      a += line;
+      return;
+    }
+    s += ld, --rows;
+    a = s & ~(line - 1), last = (s + rb - 1) & ~(line - 1);
+  }
+  /// The lines not yet issued, at once.
+  void rest() noexcept {
+    while (rows > 0) next();
+  }
+};
+
 }  // namespace attnkit::simd

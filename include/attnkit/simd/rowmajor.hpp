@@ -96,6 +96,19 @@ ATTNKIT_INLINE index_t prefetch_keys(index_t len) noexcept {
   return n < 1 ? 1 : n > kPrefetchMaxKeys ? kPrefetchMaxKeys : n;
 }
 
+/// The kernels' own look-ahead, rows [pf, pf + nk) of k (within pf_rows), where it is spread
+/// between the loads: rows one after another in memory (head-major caches). Rows a stride apart
+/// (bshd, page pools) keep a burst per row (nullptr), which measured faster there unless the
+/// caller names whole token rows (`ahead`; bench/results/decode-prefetch-xeon-2026-12-04.md).
+template <class Arch, class T>
+ATTNKIT_INLINE line_feed* look_ahead(const kv_rows<T>& k, index_t nk, index_t len, index_t pf, index_t pf_rows,
+                                     line_feed& own) noexcept {
+  if (quantized_type<T> || vec<Arch>::width == 1 || k.ld * index_t(sizeof(T)) != row_bytes<T>(len)) return nullptr;
+  const index_t n = nk < pf_rows - pf ? nk : pf_rows - pf;
+  own = line_feed(k.p, static_cast<std::uintptr_t>(pf * k.ld) * sizeof(T), n, row_bytes<T>(len), k.ld * index_t(sizeof(T)));
+  return &own;
+}
+
 // ---- dot_rows ---------------------------------------------------------------------------------
 
 /// Lane i of the result = horizontal sum of rows[i], i < width. xsimd::haddp, except on AVX-512:
@@ -140,7 +153,7 @@ struct lane_sums<Arch> {
 /// RB rows x NK keys, kv <= NK of them valid (the others re-read the last valid key; not stored).
 template <class Arch, class TK, int RB, int NK>
 ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q, index_t ldq, const kv_rows<TK>& k,
-                             float* ATTNKIT_RESTRICT st, index_t lds, index_t pf = 0) noexcept {
+                             float* ATTNKIT_RESTRICT st, index_t lds, line_feed* pf = nullptr) noexcept {
   using V = vec<Arch>;
   using Reg = typename V::reg;
   constexpr int W = V::width;
@@ -191,12 +204,10 @@ ATTNKIT_INLINE void dot_tile(int kv, index_t d, const float* ATTNKIT_RESTRICT q,
   } else {
     for (; c + W <= d; c += W) {
       Reg kr[NK];
-      // Contiguous rows: the look-ahead rows' lines are fetched a vector at a time, between the
-      // loads they overlap, not in a burst before the tile (a burst fills the miss buffers and
-      // stalls the FMAs behind it). Only element types (pf is 0 otherwise).
+      // The look-ahead's lines a load at a time (line_feed), once per line of the rows read.
       if constexpr (!quantized_type<TK>)
-        if (pf && (c * index_t(sizeof(TK))) % 64 < W * index_t(sizeof(TK)))  // once per line
-          ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) prefetch_bytes(kp[j].p + pf * k.ld + c, 0, 1);
+        if (pf && (c * index_t(sizeof(TK))) % 64 < W * index_t(sizeof(TK)))
+          ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) pf->next();
       ATTNKIT_UNROLL for (int j = 0; j < NK; ++j) {
         kr[j] = kv_load<Arch>(kp[j], c);
         if constexpr (RB > 1) pin(kr[j]);
@@ -255,12 +266,12 @@ ATTNKIT_INLINE void dot_key_tail(int rem, index_t d, const float* q, index_t ldq
 /// RB rows against kc keys (kc <= dot_acc).
 template <class Arch, class TK, int RB>
 void dot_block(int kc, index_t d, const float* q, index_t ldq, const kv_rows<TK>& k, float* st, index_t lds,
-               index_t pf, bool spread) noexcept {
+               index_t pf, line_feed* feed) noexcept {
   constexpr int NK = rm_blocking<Arch>::dot_acc / RB;
   int j = 0;
   for (; j + NK <= kc; j += NK) {
-    if (pf && !spread) prefetch_kv(k, j + pf, NK, d);
-    dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k.shift(j), st + j * lds, lds, spread ? pf : 0);
+    if (pf) prefetch_kv(k, j + pf, NK, d);
+    dot_tile<Arch, TK, RB, NK>(NK, d, q, ldq, k.shift(j), st + j * lds, lds, feed);
   }
   if (pf && j < kc) prefetch_kv(k, j + pf, kc - j, d);
   if (j < kc) dot_key_tail<Arch, TK, RB, NK>(kc - j, d, q, ldq, k.shift(j), st + j * lds, lds);
@@ -273,7 +284,7 @@ void dot_block(int kc, index_t d, const float* q, index_t ldq, const kv_rows<TK>
 template <class Arch, class TV, int RB, int CB, bool Tail, bool Skip0>
 ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRICT p, index_t ldp,
                               const kv_rows<TV>& v, float* ATTNKIT_RESTRICT o, index_t ldo, const float* alpha,
-                              index_t pf, bool spread) noexcept {
+                              index_t pf, line_feed* feed) noexcept {
   using V = vec<Arch>;
   using Reg = typename V::reg;
   constexpr int W = V::width;
@@ -284,12 +295,11 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
   for (index_t j = 0; j < nk; ++j) {
     const kv_row<TV> vj = row_at(v, j);
     const float* pj = p + j * ldp;
-    if (pf && !spread) prefetch_kv(v, j + pf, 1, (CB - 1) * W + (Tail ? nlast : W));
+    if (pf) prefetch_kv(v, j + pf, 1, (CB - 1) * W + (Tail ? nlast : W));
     Reg vr[CB];
     ATTNKIT_UNROLL for (int b = 0; b < CB; ++b) {
       if constexpr (!quantized_type<TV>)  // as dot_tile: a line at a time between the loads
-        if (pf && spread && (b * W * index_t(sizeof(TV))) % 64 < W * index_t(sizeof(TV)))
-          prefetch_bytes(vj.p + pf * v.ld + b * W, 0, 1);
+        if (feed && (b * W * index_t(sizeof(TV))) % 64 < W * index_t(sizeof(TV))) feed->next();
       if (Tail && b == CB - 1) vr[b] = kv_load_n<Arch>(vj, b * W, nlast);
       else if constexpr (std::is_same_v<TV, qint4> && W > 1)  // group-aligned tile: nibble half known
         vr[b] = q4_aligned ? kv_load_q4<Arch>(vj, b * W / 32 * 32, (b * W % 32) / W) : kv_load<Arch>(vj, b * W);
@@ -324,28 +334,28 @@ ATTNKIT_INLINE void axpy_tile(index_t nk, int nlast, const float* ATTNKIT_RESTRI
 /// The last nv (0 < nv < CB) vectors of columns, nlast lanes valid in the last one.
 template <class Arch, class TV, int RB, int CB, bool Skip0>
 ATTNKIT_INLINE void axpy_col_tail(int nv, int nlast, index_t nk, const float* p, index_t ldp, const kv_rows<TV>& v,
-                                  float* o, index_t ldo, const float* alpha, index_t pf, bool spread) noexcept {
+                                  float* o, index_t ldo, const float* alpha, index_t pf, line_feed* feed) noexcept {
   if constexpr (CB > 1) {
-    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, o, ldo, alpha, pf, spread);
+    if (nv < CB) return axpy_col_tail<Arch, TV, RB, CB - 1, Skip0>(nv, nlast, nk, p, ldp, v, o, ldo, alpha, pf, feed);
   }
-  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf, spread);
-  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf, spread);
+  if (nlast < vec<Arch>::width) axpy_tile<Arch, TV, RB, CB, true, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf, feed);
+  else axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, nlast, p, ldp, v, o, ldo, alpha, pf, feed);
 }
 
 /// RB rows, ncols columns (one column block), nk keys.
 template <class Arch, class TV, int RB, bool Skip0>
 void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const kv_rows<TV>& v, float* o,
-                index_t ldo, const float* alpha, index_t pf, bool spread) noexcept {
+                index_t ldo, const float* alpha, index_t pf, line_feed* feed) noexcept {
   constexpr int W = vec<Arch>::width;
   constexpr int CB = rm_blocking<Arch>::axpy_cb(RB);
   index_t c = 0;
   for (; c + CB * W <= ncols; c += CB * W)
-    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v.cols(c), o + c, ldo, alpha, pf, spread);
+    axpy_tile<Arch, TV, RB, CB, false, Skip0>(nk, W, p, ldp, v.cols(c), o + c, ldo, alpha, pf, feed);
   if (c < ncols) {
     const index_t rem = ncols - c;
     const int nv = static_cast<int>((rem + W - 1) / W);
     const int nlast = static_cast<int>(rem - (nv - 1) * W);
-    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v.cols(c), o + c, ldo, alpha, pf, spread);
+    axpy_col_tail<Arch, TV, RB, CB, Skip0>(nv, nlast, nk, p, ldp, v.cols(c), o + c, ldo, alpha, pf, feed);
   }
 }
 
@@ -359,32 +369,31 @@ void axpy_block(index_t ncols, index_t nk, const float* p, index_t ldp, const kv
 ///
 /// pf_rows: rows of k from k[0] at stride ldk that exist and may be prefetched (default: any; a
 /// paged cache passes the rows left in the page, so the look-ahead never pulls in other pages).
+/// ahead: the lines to prefetch instead of the kernel's own look-ahead, issued one per load of
+/// the first row block and the rest at the end (the decode engine's head groups: group_feed).
 template <class Arch, class TK>
 void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, const kv_rows<TK>& k, float* st,
-              index_t lds, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
+              index_t lds, index_t pf_rows = rowmajor_detail::kPrefetchAny, line_feed* ahead = nullptr) noexcept {
   static_assert(element_type<TK> || quantized_type<TK>,
                 "dot_rows: TK must be float, attnkit::bf16, attnkit::fp16 or a quantized type");
   using namespace rowmajor_detail;
   constexpr int KC = rm_blocking<Arch>::dot_acc;  // keys per chunk: every row block reuses them from L1
   const index_t pf = prefetch_keys<char>(row_bytes<TK>(d));  // the first row block prefetches rows j + pf
-  // Rows one after another in memory (head-major caches, pages): the look-ahead is spread over the
-  // tile's loads. Rows a stride apart (bshd) keep one burst per row, which measured faster there
-  // (bench/results/decode-prefetch-xeon-2026-12-04.md).
-  const bool spread = !quantized_type<TK> && vec<Arch>::width > 1 && d >= vec<Arch>::width &&
-                      k.ld * index_t(sizeof(TK)) == row_bytes<TK>(d);
+  line_feed own, *feed = ahead ? ahead : look_ahead<Arch>(k, nk, d, pf, pf_rows, own);
   for (index_t j0 = 0; j0 < nk; j0 += KC) {
     const int kc = static_cast<int>(nk - j0 < KC ? nk - j0 : KC);
     const kv_rows<TK> kj = k.shift(j0);
     float* sj = st + j0 * lds;
-    const index_t pfc = j0 + kc + pf <= pf_rows ? pf : 0;  // this chunk's look-ahead stays in range
+    const index_t pfc = !feed && j0 + kc + pf <= pf_rows ? pf : 0;  // a burst's look-ahead stays in range
     index_t r = 0;
-    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, spread);
+    for (; r + 4 <= R; r += 4) dot_block<Arch, TK, 4>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, r == 0 ? feed : nullptr);
     if (R - r >= 2) {
-      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, spread);
+      dot_block<Arch, TK, 2>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, r == 0 ? feed : nullptr);
       r += 2;
     }
-    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, spread);
+    if (R - r >= 1) dot_block<Arch, TK, 1>(kc, d, q + r * ldq, ldq, kj, sj + r, lds, r == 0 ? pfc : 0, r == 0 ? feed : nullptr);
   }
+  if (feed) feed->rest();
 }
 template <class Arch, class TK>
 void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, const TK* k, index_t ldk, float* st,
@@ -399,34 +408,36 @@ void dot_rows(index_t R, index_t nk, index_t d, const float* q, index_t ldq, con
 /// quantized type (qint8: the row scale multiplies the weight, p s, once per key and row). No
 /// alignment needed. Reads v rows only up to element dv-1, p rows only up to column R-1. Skip0: a
 /// weight of exactly 0 skips its key (before any scale is applied), so NaN / Inf in v or its
-/// scales there (masked cache slots) contribute nothing. pf_rows: as for dot_rows.
+/// scales there (masked cache slots) contribute nothing. pf_rows, ahead: as for dot_rows.
 template <class Arch, bool Skip0 = false, class TV>
 void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, const kv_rows<TV>& v, float* o,
-               index_t ldo, const float* alpha, index_t pf_rows = rowmajor_detail::kPrefetchAny) noexcept {
+               index_t ldo, const float* alpha, index_t pf_rows = rowmajor_detail::kPrefetchAny,
+               line_feed* ahead = nullptr) noexcept {
   static_assert(element_type<TV> || quantized_type<TV>,
                 "axpy_rows: TV must be float, attnkit::bf16, attnkit::fp16 or a quantized type");
   using namespace rowmajor_detail;
   constexpr index_t CW = rm_blocking<Arch>::axpy_cols;
   const index_t pf = prefetch_keys<char>(row_bytes<TV>(dv));  // the first row block prefetches rows j + pf
-  const bool spread = !quantized_type<TV> && vec<Arch>::width > 1 && v.ld * index_t(sizeof(TV)) == row_bytes<TV>(dv);  // as dot_rows
+  line_feed own, *feed = ahead ? ahead : look_ahead<Arch>(v, nk, dv, pf, pf_rows, own);
   for (index_t j0 = 0; j0 < nk || j0 == 0; j0 += kKeyChunk) {
     const index_t kc = nk - j0 < kKeyChunk ? nk - j0 : kKeyChunk;
     const float* pj = p + j0 * ldp;
     const kv_rows<TV> vj = v.shift(j0);
     const float* a = j0 == 0 ? alpha : nullptr;  // later chunks add to the already scaled o
-    const index_t pfc = j0 + kc + pf <= pf_rows ? pf : 0;
+    const index_t pfc = !feed && j0 + kc + pf <= pf_rows ? pf : 0;
     for (index_t c0 = 0; c0 < dv; c0 += CW) {
       const index_t nc = dv - c0 < CW ? dv - c0 : CW;
       const kv_rows<TV> vc = vj.cols(c0);
       index_t r = 0;
-      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, spread);
+      for (; r + 4 <= R; r += 4) axpy_block<Arch, TV, 4, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, r == 0 ? feed : nullptr);
       if (R - r >= 2) {
-        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, spread);
+        axpy_block<Arch, TV, 2, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, r == 0 ? feed : nullptr);
         r += 2;
       }
-      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, spread);
+      if (R - r >= 1) axpy_block<Arch, TV, 1, Skip0>(nc, kc, pj + r, ldp, vc, o + r * ldo + c0, ldo, a ? a + r : nullptr, r == 0 ? pfc : 0, r == 0 ? feed : nullptr);
     }
   }
+  if (feed) feed->rest();
 }
 template <class Arch, class TV, bool Skip0 = false>
 void axpy_rows(index_t R, index_t nk, index_t dv, const float* p, index_t ldp, const TV* v, index_t ldv, float* o,
